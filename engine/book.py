@@ -1,0 +1,95 @@
+"""L2 order book kept from snapshots and deltas.
+
+Rules (Bybit v5 orderbook semantics): a snapshot replaces the book; a delta
+sets a level's size, a size of 0 deletes it, and deleting an unknown level is
+ignored. Sequence checks (gaps in `u`, `u == 1` restarts) belong to the feed,
+which decides when to resubscribe; the book just applies what it is given.
+Best prices are cached and recomputed lazily after a change.
+"""
+
+from __future__ import annotations
+
+
+class OrderBook:
+    __slots__ = ("symbol", "bids", "asks", "ts", "update_id", "_best_bid", "_best_ask", "_dirty")
+
+    def __init__(self, symbol: str):
+        self.symbol = symbol
+        self.bids: dict[float, float] = {}
+        self.asks: dict[float, float] = {}
+        self.ts = 0
+        self.update_id = 0
+        self._best_bid: float | None = None
+        self._best_ask: float | None = None
+        self._dirty = False
+
+    def apply_snapshot(self, bids, asks, ts: int = 0, update_id: int = 0) -> None:
+        self.bids = {p: q for p, q in bids if q > 0}
+        self.asks = {p: q for p, q in asks if q > 0}
+        self.ts = ts
+        self.update_id = update_id
+        self._dirty = True
+
+    def apply_delta(self, bids, asks, ts: int = 0, update_id: int = 0) -> None:
+        for side, levels in ((self.bids, bids), (self.asks, asks)):
+            for p, q in levels:
+                if q > 0:
+                    side[p] = q
+                else:
+                    side.pop(p, None)
+        self.ts = ts
+        self.update_id = update_id
+        self._dirty = True
+
+    def _refresh(self) -> None:
+        self._best_bid = max(self.bids) if self.bids else None
+        self._best_ask = min(self.asks) if self.asks else None
+        self._dirty = False
+
+    @property
+    def best_bid(self) -> float | None:
+        if self._dirty:
+            self._refresh()
+        return self._best_bid
+
+    @property
+    def best_ask(self) -> float | None:
+        if self._dirty:
+            self._refresh()
+        return self._best_ask
+
+    @property
+    def mid(self) -> float | None:
+        b, a = self.best_bid, self.best_ask
+        return (b + a) / 2 if b is not None and a is not None else None
+
+    @property
+    def spread(self) -> float | None:
+        b, a = self.best_bid, self.best_ask
+        return a - b if b is not None and a is not None else None
+
+    def size_at(self, side: str, price: float) -> float:
+        """Displayed size at `price` on the bid ('buy') or ask ('sell') side."""
+        return (self.bids if side == "buy" else self.asks).get(price, 0.0)
+
+    def levels(self, side: str, n: int | None = None) -> list[tuple[float, float]]:
+        """Levels best-first: side 'bid' or 'ask'."""
+        if side == "bid":
+            out = sorted(self.bids.items(), reverse=True)
+        else:
+            out = sorted(self.asks.items())
+        return out if n is None else out[:n]
+
+    def depth_within(self, side: str, bps: float) -> float:
+        """Quote notional on one side within `bps` of the mid."""
+        m = self.mid
+        if m is None:
+            return 0.0
+        if side == "bid":
+            lo = m * (1 - bps / 1e4)
+            return sum(p * q for p, q in self.bids.items() if p >= lo)
+        hi = m * (1 + bps / 1e4)
+        return sum(p * q for p, q in self.asks.items() if p <= hi)
+
+    def __len__(self) -> int:
+        return len(self.bids) + len(self.asks)

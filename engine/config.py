@@ -1,0 +1,232 @@
+"""Configuration: pydantic-settings from a TOML file plus LIQDESK_* environment overrides.
+
+Precedence (highest first): LIQDESK_SECTION__KEY environment variables, the TOML
+file (`--config PATH`, else ./config.toml if present), then the defaults below.
+Every model forbids unknown keys, so a typo is an error, not a silent default.
+`load_config` turns any problem into a one-line `ConfigError` that names the
+key, the value and what is allowed; the CLI prints it and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+SYMBOLS = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT", "DOGEUSDT"]
+
+
+class ConfigError(Exception):
+    """A one-line, user-facing configuration error."""
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class EngineConfig(Section):
+    symbols: list[str] = Field(default_factory=lambda: list(SYMBOLS), min_length=1)
+    strategies: list[str] = Field(default_factory=lambda: ["cascade"])
+    seed: int = Field(default=1, ge=0)
+    account_equity_usd: float = Field(default=10_000.0, gt=0)
+    log_file: str = "liqdesk.log"
+    notification_queue: int = Field(default=10_000, ge=100, le=1_000_000)
+    control_socket: str = ""  # empty: <db path>.sock next to the database
+
+    @field_validator("symbols")
+    @classmethod
+    def _upper(cls, v: list[str]) -> list[str]:
+        out = [s.strip().upper() for s in v]
+        if any(not s.isalnum() for s in out):
+            raise ValueError("symbols must be alphanumeric, e.g. BTCUSDT")
+        return out
+
+
+class CascadeSymbolOverride(Section):
+    entry_offset_pct: float | None = Field(default=None, gt=0, le=10)
+    take_profit_pct: float | None = Field(default=None, gt=0, le=50)
+    stop_loss_pct: float | None = Field(default=None, gt=0, le=50)
+    seed_threshold_usd: float | None = Field(default=None, gt=0)
+
+
+class CascadeConfig(Section):
+    quantile: float = Field(default=0.95, gt=0.5, lt=1.0)
+    quantile_window: int = Field(default=1000, ge=10, le=1_000_000)  # liquidations
+    refresh_s: float = Field(default=3600.0, gt=0)  # seconds between threshold recomputations
+    window_s: float = Field(default=60.0, gt=0, le=3600)
+    min_count: int = Field(default=2, ge=2, le=100)
+    seed_thresholds_usd: dict[str, float] = Field(default_factory=lambda: {
+        "BTCUSDT": 200_000.0, "ETHUSDT": 80_000.0, "SOLUSDT": 15_000.0, "DOGEUSDT": 10_000.0,
+        "XRPUSDT": 10_000.0})
+    default_seed_threshold_usd: float = Field(default=10_000.0, gt=0)
+    entry_offset_pct: float = Field(default=0.15, gt=0, le=10)
+    take_profit_pct: float = Field(default=0.15, gt=0, le=50)
+    stop_loss_pct: float = Field(default=0.25, gt=0, le=50)
+    overrides: dict[str, CascadeSymbolOverride] = Field(default_factory=lambda: {
+        "BTCUSDT": CascadeSymbolOverride(entry_offset_pct=0.10, take_profit_pct=0.50)})
+    entry_timeout_s: float = Field(default=1800.0, gt=0)
+    position_timeout_s: float = Field(default=1800.0, gt=0)
+    cooldown_s: float = Field(default=300.0, ge=0)
+    session_filter: bool = False
+    session_start_utc_h: int = Field(default=13, ge=0, le=23)
+    session_end_utc_h: int = Field(default=18, ge=1, le=24)
+    notional_pct_of_equity: float = Field(default=30.0, gt=0, le=100)  # $10K -> $3K, inside the guide's $2-5K
+    leverage: float = Field(default=5.0, ge=1, le=10)
+
+
+class RiskConfig(Section):
+    max_leverage: float = Field(default=10.0, ge=1, le=10)  # hard cap 10x
+    max_order_notional_usd: float = Field(default=5_000.0, gt=0)
+    max_total_notional_usd: float = Field(default=20_000.0, gt=0)
+    max_open_symbols: int = Field(default=4, ge=1, le=100)
+    daily_loss_limit_pct: float = Field(default=1.0, gt=0, le=100)
+    weekly_loss_limit_pct: float = Field(default=2.0, gt=0, le=100)
+    blacklist: list[str] = Field(default_factory=list)
+    stale_book_s: float = Field(default=10.0, gt=0)
+
+
+class ApprovalConfig(Section):
+    mode: Literal["auto", "manual"] = "auto"
+    timeout_s: float = Field(default=20.0, gt=0, le=3600)
+
+
+class PaperConfig(Section):
+    latency_ms: float = Field(default=100.0, ge=0, le=60_000)  # each way
+    maker_fee_bps: float = Field(default=2.0, ge=-10, le=100)
+    taker_fee_bps: float = Field(default=5.5, ge=-10, le=100)
+    queue_model: Literal["riskaverse", "power", "power2", "power3", "log", "log2"] = "riskaverse"
+    queue_power: float = Field(default=2.0, gt=0, le=10)
+
+
+class StoreConfig(Section):
+    batch_ms: float = Field(default=100.0, gt=0, le=10_000)
+    log_retention_rows: int = Field(default=200_000, ge=1000)
+
+
+class SyntheticConfig(Section):
+    informed_share: float = Field(default=0.3, ge=0, le=1)  # episodes that do not revert
+    reversion_fraction: float = Field(default=0.7, ge=0, le=1)  # share of impact a forced episode gives back
+    book_interval_s: float = Field(default=1.0, gt=0, le=60)
+    ticker_interval_s: float = Field(default=1.0, gt=0, le=60)
+    ratio_interval_s: float = Field(default=300.0, gt=0, le=86_400)
+    book_levels: int = Field(default=50, ge=1, le=500)
+    activity: float = Field(default=1.0, gt=0, le=10)  # scales the liquidation and trade rates
+    start: str = "2025-01-06T00:00:00Z"  # simulated start time (UTC)
+
+
+class TuiConfig(Section):
+    refresh_hz: float = Field(default=10.0, gt=0, le=20)
+    tape_rows: int = Field(default=500, ge=10, le=100_000)
+    log_lines: int = Field(default=5_000, ge=100, le=1_000_000)
+    keymap: dict[str, str] = Field(default_factory=dict)  # binding id -> keys, e.g. kill = "ctrl+k"
+
+
+class BybitConfig(Section):
+    public_ws_url: str = ""  # empty: chosen by mode (mainnet/testnet; demo uses mainnet public data)
+    private_ws_url: str = ""
+    rest_url: str = ""
+    api_key: SecretStr | None = None
+    api_secret: SecretStr | None = None
+    secrets_file: str = ""
+    ping_interval_s: float = Field(default=20.0, gt=0, le=300)
+    stale_after_s: float = Field(default=30.0, gt=0, le=3600)
+    subscribe_batch: int = Field(default=10, ge=1, le=10)
+
+
+class _TomlSource(PydanticBaseSettingsSource):
+    def __init__(self, settings_cls: type[BaseSettings], data: dict[str, Any]):
+        super().__init__(settings_cls)
+        self._data = data
+
+    def get_field_value(self, field, field_name):  # pragma: no cover - not used by __call__
+        return self._data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return self._data
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LIQDESK_", env_nested_delimiter="__", extra="forbid",
+                                      validate_assignment=True)
+
+    engine: EngineConfig = Field(default_factory=EngineConfig)
+    cascade: CascadeConfig = Field(default_factory=CascadeConfig)
+    risk: RiskConfig = Field(default_factory=RiskConfig)
+    approval: ApprovalConfig = Field(default_factory=ApprovalConfig)
+    paper: PaperConfig = Field(default_factory=PaperConfig)
+    store: StoreConfig = Field(default_factory=StoreConfig)
+    synthetic: SyntheticConfig = Field(default_factory=SyntheticConfig)
+    tui: TuiConfig = Field(default_factory=TuiConfig)
+    bybit: BybitConfig = Field(default_factory=BybitConfig)
+
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
+                                   file_secret_settings):
+        return (init_settings, env_settings, _TomlSource(settings_cls, _PENDING_TOML.get("data", {})))
+
+    @model_validator(mode="after")
+    def _check_session(self) -> Settings:
+        c = self.cascade
+        if c.session_filter and c.session_end_utc_h <= c.session_start_utc_h:
+            raise ValueError("cascade.session_end_utc_h must be after session_start_utc_h")
+        return self
+
+    def public_dict(self) -> dict:
+        """The config without secrets, for the runs table and logs."""
+        d = self.model_dump(mode="json")
+        for k in ("api_key", "api_secret"):
+            if d["bybit"].get(k):
+                d["bybit"][k] = "***"
+        return d
+
+
+_PENDING_TOML: dict[str, Any] = {}
+
+
+def _format_error(err: ValidationError) -> str:
+    e = err.errors()[0]
+    loc = ".".join(str(p) for p in e["loc"]) or "config"
+    value = e.get("input")
+    if e["type"] == "extra_forbidden":
+        section_path = e["loc"][:-1]
+        model: Any = Settings
+        for part in section_path:
+            f = getattr(model, "model_fields", {}).get(part)
+            ann = f.annotation if f is not None else None
+            model = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
+            if model is None:
+                break
+        allowed = ", ".join(model.model_fields) if model is not None else "see config.example.toml"
+        return f"config error: unknown key '{loc}' = {value!r}; allowed keys here: {allowed}"
+    msg = e["msg"]
+    if e["type"] == "value_error":
+        msg = msg.removeprefix("Value error, ")
+    return f"config error: {loc} = {value!r}: {msg}"
+
+
+def load_config(path: str | os.PathLike | None = None, overrides: dict[str, Any] | None = None) -> Settings:
+    """Load settings from `path` (or ./config.toml if it exists, else defaults)."""
+    data: dict[str, Any] = {}
+    if path is None and Path("config.toml").exists():
+        path = "config.toml"
+    if path is not None:
+        p = Path(path)
+        try:
+            data = tomllib.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config error: file not found: {p}") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"config error: {p} is not valid TOML: {exc}") from None
+    _PENDING_TOML["data"] = data
+    try:
+        settings = Settings(**(overrides or {}))
+    except ValidationError as exc:
+        raise ConfigError(_format_error(exc)) from None
+    finally:
+        _PENDING_TOML.pop("data", None)
+    return settings
