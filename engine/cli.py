@@ -1,0 +1,99 @@
+"""The `liqdesk` command.
+
+`liqdesk` alone opens the console on the embedded synthetic market in paper mode.
+Any configuration problem prints one line and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from .config import ConfigError, Settings, load_config
+from .runtime import RunOptions, parse_speed, parse_strategies
+
+app = typer.Typer(add_completion=False, no_args_is_help=False, pretty_exceptions_enable=False,
+                  help="liqdesk: a terminal trading console for liquidity events on crypto perps.")
+config_app = typer.Typer(help="Configuration commands.", pretty_exceptions_enable=False)
+app.add_typer(config_app, name="config")
+
+ConfigOpt = Annotated[str | None, typer.Option("--config", help="TOML config (default ./config.toml if present)")]
+FeedOpt = Annotated[str, typer.Option("--feed", help="synthetic | bybit | replay:PATH")]
+ModeOpt = Annotated[str, typer.Option("--mode", help="paper | demo | testnet | live")]
+StrategiesOpt = Annotated[str | None, typer.Option("--strategies", help="comma-separated; default: config")]
+SeedOpt = Annotated[int | None, typer.Option("--seed", help="random seed (default: config)")]
+SpeedOpt = Annotated[str, typer.Option("--speed", help="1 = real time, N = N x, max = simulated clock")]
+DurationOpt = Annotated[float | None, typer.Option("--duration", help="simulated seconds to run")]
+DbOpt = Annotated[str, typer.Option("--db", help="SQLite state file")]
+LiveOpt = Annotated[bool, typer.Option("--i-understand-live-trading", help="required for --mode live")]
+
+
+def _options(feed: str, mode: str, strategies: str | None, seed: int | None, speed: str,
+             duration: float | None, db: str, live: bool, summary_json: str | None = None) -> RunOptions:
+    return RunOptions(feed=feed, mode=mode, strategies=parse_strategies(strategies), seed=seed,
+                      speed=parse_speed(speed), duration_s=duration, db=db, summary_json=summary_json,
+                      live_confirmed=live)
+
+
+@app.callback(invoke_without_command=True)
+def main_callback(ctx: typer.Context, config: ConfigOpt = None, feed: FeedOpt = "synthetic",
+                  mode: ModeOpt = "paper", strategies: StrategiesOpt = None, seed: SeedOpt = None,
+                  speed: SpeedOpt = "1", db: DbOpt = "liqdesk.db", live: LiveOpt = False) -> None:
+    """With no command: open the console."""
+    if ctx.invoked_subcommand is not None:
+        return
+    settings = load_config(config)
+    opts = _options(feed, mode, strategies, seed, speed, None, db, live)
+    from tui.app import run_console
+    raise typer.Exit(run_console(settings, opts))
+
+
+@app.command()
+def run(
+    headless: Annotated[bool, typer.Option("--headless", help="no console; lines to stdout and the log")] = False,
+    config: ConfigOpt = None, feed: FeedOpt = "synthetic", mode: ModeOpt = "paper",
+    strategies: StrategiesOpt = None, seed: SeedOpt = None, speed: SpeedOpt = "1",
+    duration: DurationOpt = None, db: DbOpt = "liqdesk.db",
+    summary_json: Annotated[str | None, typer.Option("--summary-json", help="write the run summary here")] = None,
+    live: LiveOpt = False,
+) -> None:
+    """Run the engine (the console unless --headless)."""
+    settings = load_config(config)
+    opts = _options(feed, mode, strategies, seed, speed, duration, db, live, summary_json)
+    if duration is not None and duration <= 0:
+        raise ConfigError(f"config error: --duration = {duration}: must be > 0 simulated seconds")
+    if headless:
+        from .headless import headless_main
+        raise typer.Exit(headless_main(settings, opts))
+    from tui.app import run_console
+    raise typer.Exit(run_console(settings, opts))
+
+
+@config_app.command("check")
+def config_check(config: ConfigOpt = None) -> None:
+    """Validate a config file and print a one-line verdict."""
+    settings: Settings = load_config(config)
+    typer.echo(f"config ok: {len(settings.engine.symbols)} symbols, strategies "
+               f"{','.join(settings.engine.strategies)}, approval {settings.approval.mode}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        app(args=argv, standalone_mode=True)
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
+
+
+def entry() -> None:
+    """Console-script entry point."""
+    sys.exit(main())
