@@ -14,16 +14,15 @@ to each intent it produced reaching the risk gate).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import platform
 import statistics
 import time
 
 import numpy as np
+from engine.feeds.synthetic import SyntheticMarket
 
 from engine.config import Settings
-from engine.feeds.synthetic import SyntheticMarket
 from engine.runtime import RunOptions, build_engine
 from engine.strategies import available
 

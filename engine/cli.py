@@ -18,6 +18,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=False, pretty_exceptions
                   help="liqdesk: a terminal trading console for liquidity events on crypto perps.")
 config_app = typer.Typer(help="Configuration commands.", pretty_exceptions_enable=False)
 app.add_typer(config_app, name="config")
+db_app = typer.Typer(help="Database (state store) commands.", pretty_exceptions_enable=False)
+app.add_typer(db_app, name="db")
 
 ConfigOpt = Annotated[str | None, typer.Option("--config", help="TOML config (default ./config.toml if present)")]
 FeedOpt = Annotated[str, typer.Option("--feed", help="synthetic | bybit | replay:PATH")]
@@ -71,12 +73,85 @@ def run(
     raise typer.Exit(run_console(settings, opts))
 
 
+@app.command()
+def screenshots(out: Annotated[str, typer.Option("--out", help="directory for the SVG files")] = "screenshots",
+                ) -> None:
+    """Write SVG screenshots of the console on its scripted demo session (for the README)."""
+    from tui.screenshots import write_screenshots
+    for path in write_screenshots(out):
+        typer.echo(str(path))
+
+
 @config_app.command("check")
 def config_check(config: ConfigOpt = None) -> None:
     """Validate a config file and print a one-line verdict."""
     settings: Settings = load_config(config)
     typer.echo(f"config ok: {len(settings.engine.symbols)} symbols, strategies "
                f"{','.join(settings.engine.strategies)}, approval {settings.approval.mode}")
+
+
+@app.command()
+def ctl(
+    command: Annotated[str, typer.Argument(help="status | halt [REASON] | resume | cancel_all | flatten | "
+                                                 "approve ID | reject ID | approve_all | pause NAME")],
+    arg: Annotated[str | None, typer.Argument(help="approval ID, strategy NAME or halt REASON")] = None,
+    db: DbOpt = "liqdesk.db", config: ConfigOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the engine status as JSON")] = False,
+) -> None:
+    """Send a command to a running engine (its control socket: <db>.sock unless configured)."""
+    from .control import run_ctl
+    raise typer.Exit(run_ctl(load_config(config), db, command, arg, as_json, typer.echo))
+
+
+@app.command()
+def history(
+    db: DbOpt = "liqdesk.db",
+    since: Annotated[str | None, typer.Option("--since", help="from this UTC date/time, e.g. 2025-01-06")] = None,
+    csv_path: Annotated[str | None, typer.Option("--csv", help="also write trades and fills to this CSV")] = None,
+) -> None:
+    """List closed trades and fills from the store."""
+    from .history import history as show_history
+    raise typer.Exit(show_history(db, since, csv_path, typer.echo))
+
+
+@db_app.command("check")
+def db_check(db: DbOpt = "liqdesk.db") -> None:
+    """Integrity check: SQLite's own, and every position equals the sum of its fills."""
+    from .history import db_check as check
+    raise typer.Exit(check(db, typer.echo))
+
+
+@app.command()
+def record(
+    symbols: Annotated[str | None, typer.Option("--symbols", help="e.g. BTCUSDT,ETHUSDT (default: config)")] = None,
+    out: Annotated[str, typer.Option("--out", help="directory for the hourly .gz capture files")] = "captures",
+    config: ConfigOpt = None, mode: ModeOpt = "paper",
+    duration: Annotated[float | None, typer.Option("--duration", help="seconds to record (default: until ^C)")] = None,
+) -> None:
+    """Record every raw public Bybit message as `<recv_ns> <json>` lines, gzip, rotated hourly."""
+    from .feeds.recorder import record_main
+    raise typer.Exit(record_main(load_config(config), symbols, out, mode, duration))
+
+
+@app.command()
+def inspect(path: Annotated[str, typer.Argument(help="a capture file or directory")]) -> None:
+    """Print a capture's normalized events, one JSON object per line (bad lines go to stderr)."""
+    from .feeds.replay import inspect_main
+    raise typer.Exit(inspect_main(path))
+
+
+@app.command()
+def metrics(
+    returns_csv: Annotated[str, typer.Argument(help="CSV: a header, a 'return' column, an optional 'date'")],
+    periods: Annotated[int, typer.Option("--periods", help="periods per year for annualizing")] = 365,
+    trials: Annotated[int | None, typer.Option("--trials", help="trials tried: also print the DSR")] = None,
+    trials_sr_var: Annotated[float | None, typer.Option(
+        "--trials-sr-var", help="variance of the trials' annualized Sharpes (default: null 1/(T-1))")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of the table")] = False,
+) -> None:
+    """Metrics table, PSR against 0 and (with --trials) DSR for a CSV of period returns."""
+    from .backtest.returns_report import run as run_metrics
+    raise typer.Exit(run_metrics(returns_csv, periods, trials, trials_sr_var, as_json))
 
 
 def main(argv: list[str] | None = None) -> int:

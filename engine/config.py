@@ -14,7 +14,16 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT", "DOGEUSDT"]
@@ -110,6 +119,7 @@ class StoreConfig(Section):
 class SyntheticConfig(Section):
     informed_share: float = Field(default=0.3, ge=0, le=1)  # episodes that do not revert
     reversion_fraction: float = Field(default=0.7, ge=0, le=1)  # share of impact a forced episode gives back
+    informed_continuation: float = Field(default=0.2, ge=0, le=1)  # extra move after an informed episode
     book_interval_s: float = Field(default=1.0, gt=0, le=60)
     ticker_interval_s: float = Field(default=1.0, gt=0, le=60)
     ratio_interval_s: float = Field(default=300.0, gt=0, le=86_400)
@@ -135,6 +145,126 @@ class BybitConfig(Section):
     ping_interval_s: float = Field(default=20.0, gt=0, le=300)
     stale_after_s: float = Field(default=30.0, gt=0, le=3600)
     subscribe_batch: int = Field(default=10, ge=1, le=10)
+    pong_timeout_s: float = Field(default=10.0, gt=0, le=300)
+    topic_stale_s: float = Field(default=10.0, gt=0, le=3600)  # book/ticker silence that marks a topic STALE
+    reconnect_min_s: float = Field(default=0.5, gt=0, le=30)
+    reconnect_max_s: float = Field(default=30.0, gt=0, le=30)
+    recv_window_ms: int = Field(default=5000, ge=1000, le=60_000)
+    rest_max_retries: int = Field(default=3, ge=0, le=10)
+    ratio_poll_s: float = Field(default=300.0, ge=0, le=86_400)  # account-ratio REST poll; 0 = off
+    load_instruments: bool = True
+    stop_loss_via: Literal["conditional", "trading_stop"] = "conditional"
+
+
+class LpiParams(Section):
+    """Liquidity Pressure Index parameters (docs/strategies/lpi.md); any of them can differ per bucket."""
+
+    # features, at each alpha tick
+    tick_ms: int = Field(default=250, ge=50, le=5000)  # alpha tick; 100 for top pairs
+    depth_band_bps: float = Field(default=10.0, gt=0, le=500)  # eta: bid depth within b(1 - eta)
+    impact_threshold_bps: float = Field(default=5.0, ge=0, le=500)  # theta: impact trades beyond b(1 - theta)
+    adv_window_s: float = Field(default=3600.0, gt=0, le=86_400)  # ADV$ rolling window
+    depth_mean_window_s: float = Field(default=600.0, gt=0, le=86_400)  # rolling mean of D(eta)
+    oi_lag_s: float = Field(default=30.0, gt=0, le=86_400)  # Delta_OI, rounded to whole OI update intervals
+    oi_sparse_after_s: float = Field(default=30.0, gt=0)  # OI updates further apart: sparse mode
+    oi_ewma_halflife_updates: float = Field(default=3.0, gt=0)  # smoothed OI in sparse mode
+    kappa: float = Field(default=1.0, ge=0, le=10)  # g(dOI) = 1 + kappa tanh(dOI / sigma_dOI)
+    impact_eps_adv_ticks: float = Field(default=1.0, gt=0)  # Pi's epsilon, in ticks of ADV$
+    robust_window_h: float = Field(default=2.0, ge=2, le=24)  # W of the robust z-scores, hours
+    robust_min_samples: int = Field(default=240, ge=10)  # z = 0 until the window has this many
+    z_clip: float = Field(default=0.0, ge=0)  # |z| cap; 0 = none (the document's z is unbounded)
+    w_fsi: float = 0.5
+    w_ldr: float = 0.3
+    w_pi: float = 0.2
+    lpi_smoothing_halflife_ticks: float = Field(default=0.0, ge=0)  # 0: raw LPI
+    use_microprice: bool = False  # price for r, stops and divergence: mid (default) or microprice
+    # state classifier and exhaustion
+    c_fsi: float = 2.0  # FORCED needs z(FSI) above this ...
+    c_oi: float = 1.5  # ... and z(dOI) above this (or a liquidation spike when OI is sparse)
+    state_hold_s: float = Field(default=15.0, ge=0)  # FORCED persists this long after the last hit
+    liq_spike_window_s: float = Field(default=5.0, gt=0)
+    liq_spike_mult: float = Field(default=1.0, gt=0)  # x the P95 liquidation notional
+    lpi_hi: float = 3.0
+    lpi_exit: float = 1.2
+    rollover_ticks: int = Field(default=3, ge=1, le=100)  # K
+    z_oi_hi: float = 1.5
+    divergence_min_s: float = Field(default=1.0, gt=0)
+    divergence_max_s: float = Field(default=3.0, gt=0)
+    divergence_rule: Literal["all", "any"] = "all"  # every tau in the range, or some tau
+    # Mode A: maker fade
+    mode_a: bool = True
+    w_max_usd: float = Field(default=2000.0, gt=0)  # notional at sigma = sigma_ref and h(LPI) = 1
+    sigma_ref_bps: float = Field(default=20.0, gt=0)
+    vol_window_s: float = Field(default=30.0, gt=0)  # realized vol horizon for sizing and stops
+    inventory_cap_usd: float = Field(default=3000.0, gt=0)
+    layer_ticks: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1, max_length=5)
+    layer_weights: list[float] = Field(default_factory=lambda: [0.45, 0.4, 0.15], min_length=1, max_length=5)
+    z_pi_max: float = 2.0  # toxicity gate: quote only while z(Pi) is below this
+    spread_cap_bps: float = Field(default=20.0, gt=0)
+    quote_ttl_s: float = Field(default=3.0, gt=0)
+    entry_window_s: float = Field(default=10.0, gt=0)  # keep quoting this long after E_t
+    leverage: float = Field(default=2.0, ge=1, le=10)
+    markout_target_sigma: float = Field(default=1.0, gt=0)  # take profit at this many sigma
+    stop_sigma: float = Field(default=2.5, gt=0)
+    time_stop_s: float = Field(default=120.0, gt=0)
+    exit_maker_s: float = Field(default=3.0, ge=0)  # a signal exit rests PostOnly this long, then market
+    cooldown_s: float = Field(default=30.0, ge=0)
+    btc_filter: bool = True
+    btc_symbol: str = "BTCUSDT"
+    btc_crash_window_s: float = Field(default=60.0, gt=0)
+    btc_crash_bps: float = Field(default=50.0, gt=0)
+    btc_reduce_fraction: float = Field(default=0.5, ge=0, le=1)
+    # Mode B: small trend follower in INFORMED episodes (off by default)
+    mode_b: bool = False
+    mode_b_notional_usd: float = Field(default=300.0, gt=0)
+    mode_b_lookback_s: float = Field(default=5.0, gt=0)
+    mode_b_beta: float = Field(default=0.3, ge=0)  # expected continuation, share of the lookback move
+    mode_b_min_edge_bps: float = Field(default=2.0, ge=0)  # over round-trip taker fees and the spread
+    mode_b_hold_s: float = Field(default=60.0, gt=0)
+    # event-study funding regimes (per funding interval, as a fraction)
+    funding_high_positive: float = 0.0003
+    funding_negative: float = 0.0
+
+    @model_validator(mode="after")
+    def _check(self) -> LpiParams:
+        if len(self.layer_ticks) != len(self.layer_weights):
+            raise ValueError("layer_ticks and layer_weights need the same length")
+        if self.divergence_max_s < self.divergence_min_s:
+            raise ValueError("divergence_max_s must be >= divergence_min_s")
+        return self
+
+
+LpiOverride = create_model(  # every LpiParams key, all optional: what a bucket changes
+    "LpiOverride", __base__=Section,
+    **{k: (f.annotation | None, None) for k, f in LpiParams.model_fields.items()})
+
+
+class LpiConfig(LpiParams):
+    buckets: dict[str, LpiOverride] = Field(default_factory=lambda: {  # type: ignore[valid-type]
+        "major": LpiOverride(inventory_cap_usd=4000.0), "alt": LpiOverride(inventory_cap_usd=2000.0)})
+    symbol_buckets: dict[str, str] = Field(default_factory=lambda: {
+        "BTCUSDT": "major", "ETHUSDT": "major", "SOLUSDT": "alt", "XRPUSDT": "alt", "DOGEUSDT": "alt"})
+
+    @model_validator(mode="after")
+    def _check_buckets(self) -> LpiConfig:
+        for sym, b in self.symbol_buckets.items():
+            if b not in self.buckets:
+                raise ValueError(f"symbol_buckets.{sym} = {b!r}: no such bucket; have {', '.join(self.buckets)}")
+        for name, ov in self.buckets.items():
+            try:
+                LpiParams(**{**self.model_dump(exclude={"buckets", "symbol_buckets"}),
+                             **ov.model_dump(exclude_none=True)})
+            except ValidationError as exc:
+                raise ValueError(f"buckets.{name}: {exc.errors()[0]['msg']}") from None
+        return self
+
+    def for_symbol(self, symbol: str) -> LpiParams:
+        """The parameters of `symbol`: defaults, then its bucket's overrides."""
+        base = self.model_dump(exclude={"buckets", "symbol_buckets"})
+        ov = self.buckets.get(self.symbol_buckets.get(symbol, ""))
+        if ov is not None:
+            base.update(ov.model_dump(exclude_none=True))
+        return LpiParams(**base)
 
 
 class _TomlSource(PydanticBaseSettingsSource):
@@ -162,6 +292,7 @@ class Settings(BaseSettings):
     synthetic: SyntheticConfig = Field(default_factory=SyntheticConfig)
     tui: TuiConfig = Field(default_factory=TuiConfig)
     bybit: BybitConfig = Field(default_factory=BybitConfig)
+    lpi: LpiConfig = Field(default_factory=LpiConfig)
 
 
     @classmethod

@@ -230,8 +230,18 @@ class StrategyContext:
     def halted(self) -> bool:
         return self._engine.halted
 
-    def set_timer(self, due_ns: int, key: str) -> None:
-        self._engine.set_strategy_timer(self._strategy, due_ns, key)
+    @property
+    def flattening(self) -> bool:
+        """A flatten is closing every position: strategies should not add exits of their own."""
+        return self._engine.flattening
+
+    def set_timer(self, due_ns: int, key: str, while_paused: bool = False) -> None:
+        self._engine.set_strategy_timer(self._strategy, due_ns, key, while_paused)
+
+    def precheck(self, intent: PlaceOrder) -> str:
+        """Why the engine would refuse this intent now ("" = it would pass), without sending it.
+        Lets a strategy say in its alert why it skipped; the gate still checks at place()."""
+        return self._engine.precheck(intent)
 
 
 # --------------------------------------------------------------------------------------------
@@ -289,6 +299,7 @@ class Engine:
         self.halted = False
         self.halt_reason = ""
         self.flattening = False
+        self.flat_confirmed = False
         self.feed_states: dict[str, str] = {}
         self.strategies: list[Strategy] = []
         self._contexts: dict[str, StrategyContext] = {}
@@ -298,8 +309,14 @@ class Engine:
         self._stop = False
         self._last_mtm_ts = 0
         self.run_id = ""
+        self.resumed = False  # set when the store restored a checkpoint: --duration counts from its clock
+        self.unconsumed: Any = None  # the event read from the feeds but not dispatched when run() stopped
         if broker is not None:
             broker.attach(self)
+        for gate in (self.risk, self.approval):  # gates that log or keep timers need the engine
+            attach = getattr(gate, "attach", None)
+            if attach is not None:
+                attach(self)
 
     # -- wiring ---------------------------------------------------------------------------------
     def add_strategy(self, strategy: Strategy) -> None:
@@ -370,18 +387,22 @@ class Engine:
         sim0: int | None = None
         for ev in self.merge(feeds):
             if self._stop:
+                self.unconsumed = ev
                 break
             if end_ts is None and duration_s is not None:
-                end_ts = ev.ts + int(duration_s * NS)
+                end_ts = (self.clock.now() if self.resumed else ev.ts) + int(duration_s * NS)
             if end_ts is not None and ev.ts > end_ts:
                 self.clock.advance_to(end_ts)
+                self.unconsumed = ev
                 break
             if speed is not None:
                 if sim0 is None:
                     sim0 = ev.ts
                 delay = (ev.ts - sim0) / NS / speed - (time.monotonic() - wall0)
                 if delay > 0:
+                    self.unconsumed = ev  # read but not yet dispatched: a checkpoint taken meanwhile keeps it
                     await self._sleep_firing_timers(delay, speed, sim0, wall0)
+                    self.unconsumed = None
             self.dispatch(ev)
             n += 1
             if n % yield_every == 0:
@@ -426,6 +447,12 @@ class Engine:
             self.stopped()
 
     def start(self) -> None:
+        rs = getattr(self.risk, "state", None)
+        if rs is not None and getattr(rs, "halted", False) and not self.halted:  # restored by the store
+            self.halted = True
+            self.halt_reason = rs.halt_reason or "restored"
+            self.log(f"HALT restored: no new entries ({self.halt_reason})")
+            self.notify("halt", True)
         for st in self.strategies:
             self._emit_intents(st, self._call(st, st.on_start, self._contexts[st.name]))
 
@@ -503,11 +530,13 @@ class Engine:
         rate = m.funding_rate or 0.0
         mark = m.mark or m.price or 0.0
         if settle is not None:
-            settle(m.symbol, mark, rate, funding_ts)
-            return
-        amount = self.portfolio.apply_funding(m.symbol, mark, rate)
-        if amount:
-            self.log(f"{m.symbol} funding {amount:+.2f} USD at rate {rate * 100:.4f}%")
+            amount = settle(m.symbol, mark, rate, funding_ts)
+        else:
+            amount = self.portfolio.apply_funding(m.symbol, mark, rate)
+            if amount:
+                self.log(f"{m.symbol} funding {amount:+.2f} USD at rate {rate * 100:.4f}%")
+        if amount and self.store is not None:
+            self.store.record_funding(funding_ts, m.symbol, rate, mark, amount)
 
     def _on_liquidation(self, m: MarketState, ev: Liquidation) -> None:
         stats = self.stats
@@ -518,6 +547,8 @@ class Engine:
         finished = m.cascades.expire(ev.ts)
         if finished is not None:
             self.notify("cascade_end", finished)
+            if self.store is not None:
+                self.store.record_cascade(finished, ended=True)
         fired = m.cascades.on_liquidation(ev, threshold)
         big = ev.notional >= threshold
         m.liq_threshold.add(ev.notional, ev.ts)
@@ -527,6 +558,8 @@ class Engine:
             psc = stats.per_symbol_cascades
             psc[ev.symbol] = psc.get(ev.symbol, 0) + 1
             self.notify("cascade", fired)
+            if self.store is not None:
+                self.store.record_cascade(fired)
 
     def mark_to_market(self) -> float:
         marks = {s: (m.mark or m.price) for s, m in self.markets.items() if (m.mark or m.price)}
@@ -541,9 +574,11 @@ class Engine:
             return []
 
     # -- timers -----------------------------------------------------------------------------------
-    def set_strategy_timer(self, strategy: Strategy, due_ns: int, key: str) -> None:
+    def set_strategy_timer(self, strategy: Strategy, due_ns: int, key: str, while_paused: bool = False) -> None:
+        """`while_paused` timers still fire when the strategy is paused: they manage orders and
+        positions already open (timeouts), which a pause must not orphan."""
         def fire(now: int) -> None:
-            if strategy.paused:
+            if strategy.paused and not while_paused:
                 return
             out = self._call(strategy, strategy.on_timer, now, key, self._contexts[strategy.name])
             if out:
@@ -566,21 +601,36 @@ class Engine:
                 self.log(intent.message, intent.level, st.name)
             elif t is Alert:
                 self.notify("alert", intent)
+                if self.store is not None:
+                    self.store.record_signal(self.clock.now(), intent.symbol, intent.kind, st.name, intent.message,
+                                             intent.data)
                 self.log(intent.message, "info", st.name)
 
     def place(self, intent: PlaceOrder) -> Order | None:
         """Risk, then approval, then the broker. Returns the order if sent now."""
-        if intent.purpose is Purpose.ENTRY and (self.halted or self.flattening):
-            self._reject_intent(intent, "halted: no new entries")
+        checked, reason = self._gate(intent)
+        if checked is None:
+            self._reject_intent(intent, reason)
             return None
+        if checked.purpose is not Purpose.ENTRY or self.approval.submit(checked, self):
+            return self.send(checked)
+        return None
+
+    def _gate(self, intent: PlaceOrder) -> tuple[PlaceOrder | None, str]:
+        """The kill switch, then the risk gate: (the rounded intent, "") or (None, why not)."""
+        if intent.purpose is Purpose.ENTRY and (self.halted or self.flattening):
+            return None, f"halted ({self.halt_reason}): no new entries"
         decision = self.risk.check(intent, self)
         if not decision.ok:
-            self._reject_intent(intent, decision.reason)
-            return None
-        intent = decision.intent or intent
-        if intent.purpose is not Purpose.ENTRY or self.approval.submit(intent, self):
-            return self.send(intent)
-        return None
+            return None, decision.reason
+        return decision.intent or intent, ""
+
+    def precheck(self, intent: PlaceOrder) -> str:
+        return self._gate(intent)[1]
+
+    def reject_pending(self, intent: PlaceOrder, reason: str) -> None:
+        """Refuse an intent that was held (approval queue): logged and routed to its strategy."""
+        self._reject_intent(intent, reason)
 
     def _reject_intent(self, intent: PlaceOrder, reason: str) -> None:
         self.log(f"REJECT {intent.symbol} {intent.side} {intent.qty:g} @ {intent.price}: {reason}", "warn",
@@ -588,13 +638,18 @@ class Engine:
         order = self._new_order(intent)
         order.status = OrderStatus.REJECTED
         order.reject_reason = reason
+        if self.store is not None:
+            self.store.record_order(order)
         self.notify("order", order)
         st = self.strategy(intent.strategy)
         if st is not None:
             self._emit_intents(st, self._call(st, st.on_order_update, order, None, self._contexts[st.name]))
 
+    def _next_order_id(self) -> str:
+        return f"{self.run_id or 'L'}-{next(self._order_seq)}"
+
     def _new_order(self, intent: PlaceOrder) -> Order:
-        oid = intent.client_id or f"{self.run_id or 'L'}-{next(self._order_seq)}"
+        oid = intent.client_id or self._next_order_id()
         intent.client_id = oid
         return Order(
             id=oid, ts=self.clock.now(), symbol=intent.symbol, side=intent.side, qty=intent.qty,
@@ -610,11 +665,13 @@ class Engine:
             order.reject_reason = "no broker"
             self.log(f"REJECT {order.symbol}: no broker attached", "warn", order.strategy)
             return None
+        # Durable before acknowledged: an entry the store cannot commit never reaches the broker.
+        if self.store is not None and not self.store.record_order(order, durable=order.purpose is Purpose.ENTRY):
+            self._reject_intent(intent, f"store unavailable: {self.store.failure}")
+            return None
         self.orders[order.id] = order
         self.open_orders[order.id] = order
         self.portfolio.counter(order.symbol).orders += 1
-        if self.store is not None:
-            self.store.record_order(order, durable=order.purpose is Purpose.ENTRY)
         self.notify("order", order)
         self.broker.submit(order)
         return order
@@ -636,9 +693,13 @@ class Engine:
         intent = PlaceOrder(symbol=symbol, side="sell" if pos.qty > 0 else "buy", qty=abs(pos.qty),
                             order_type=OrderType.MARKET, reduce_only=True, purpose=Purpose.EXIT,
                             strategy=pos.strategy, reason=reason)
+        # The exit reason is known before the broker sees the order, so that even an
+        # immediate fill reaches the portfolio with it.
+        intent.client_id = self._next_order_id()
+        self.order_exit_reason[intent.client_id] = reason
         order = self.place(intent)
-        if order is not None:
-            self.order_exit_reason[order.id] = reason
+        if order is None:
+            self.order_exit_reason.pop(intent.client_id, None)
         return order
 
     # -- broker callbacks -------------------------------------------------------------------------
@@ -646,6 +707,8 @@ class Engine:
         o = self.orders.get(upd.order_id)
         if o is None:
             self.log(f"update for unknown order {upd.order_id}: {upd.status.value}", "warn")
+            return
+        if not o.status.is_open:  # a late report about an order already finished changes nothing
             return
         o.status = upd.status
         o.updated_ts = upd.ts
@@ -661,6 +724,8 @@ class Engine:
             self.store.record_order(o)
         self.notify("order", o)
         self._route_update(o, None)
+        if self.flattening:
+            self.check_flat()
 
     def on_fill(self, fill: Fill) -> ClosedTrade | None:
         o = self.orders.get(fill.order_id)
@@ -689,10 +754,15 @@ class Engine:
             self.log(f"CLOSED {closed.symbol} {closed.side} by {closed.exit_reason}: net {closed.net_pnl:+.2f} USD "
                      f"({closed.return_pct:+.2f}%)", "info", strategy)
             self.notify("closed_trade", closed)
+            on_closed = getattr(self.risk, "on_trade_closed", None)
+            if on_closed is not None:  # loss limits and cooldowns, before the strategy hears of it
+                on_closed(closed, self)
         self.notify("fill", fill)
         self.notify("position", self.portfolio.positions.get(fill.symbol))
         if o is not None:
             self._route_update(o, fill)
+        if self.flattening:
+            self._flatten_follow_up(fill.symbol)
         return closed
 
     def exit_reason_for(self, o: Order) -> str:
@@ -710,17 +780,66 @@ class Engine:
 
     # -- commands (views and `liqdesk ctl`) -------------------------------------------------------
     def halt(self, reason: str = "manual") -> None:
-        self.halted = True
-        self.halt_reason = reason
+        self._set_halt(True, reason)
         self.log(f"HALT: no new entries ({reason})")
         self.notify("halt", True)
+        self._reject_all_pending(f"halted ({reason})")
 
     def resume(self) -> None:
-        self.halted = False
+        self._set_halt(False, "")
         self.flattening = False
-        self.halt_reason = ""
+        self.flat_confirmed = False
         self.log("RESUME: entries allowed")
         self.notify("halt", False)
+
+    def _set_halt(self, halted: bool, reason: str) -> None:
+        self.halted = halted
+        self.halt_reason = reason
+        set_halt = getattr(self.risk, "set_halt", None)
+        if set_halt is not None:  # the risk state carries the halt across restarts
+            set_halt(halted, reason)
+
+    # -- approvals (manual mode) ----------------------------------------------------------------
+    def _take_approval(self, approval_id: int | str):
+        take = getattr(self.approval, "take", None)
+        try:
+            item = take(int(str(approval_id).lstrip("#"))) if take is not None else None
+        except ValueError:
+            item = None
+        if item is None:
+            self.log(f"no pending approval #{approval_id}", "warn")
+        return item
+
+    def approve(self, approval_id: int | str) -> Order | None:
+        """Send a held entry, after the kill switch and the risk gate agree again."""
+        item = self._take_approval(approval_id)
+        if item is None:
+            return None
+        intent = item.intent
+        self.log(f"APPROVED #{item.id}: {intent.side.upper()} {intent.symbol} {intent.qty:g} "
+                 f"@ {intent.price:g}", "info", intent.strategy)
+        self.notify("approvals", self.approval.pending())
+        checked, reason = self._gate(intent)
+        if checked is None:
+            self._reject_intent(intent, reason)
+            return None
+        return self.send(checked)
+
+    def reject(self, approval_id: int | str, reason: str = "rejected by operator") -> bool:
+        item = self._take_approval(approval_id)
+        if item is None:
+            return False
+        self._reject_intent(item.intent, f"approval #{item.id} {reason}")
+        self.notify("approvals", self.approval.pending())
+        return True
+
+    def approve_all(self) -> int:
+        ids = [item.id for item in getattr(self.approval, "pending", list)()]
+        return sum(1 for i in ids if self.approve(i) is not None)
+
+    def _reject_all_pending(self, reason: str) -> None:
+        for item in list(getattr(self.approval, "pending", list)()):
+            self.reject(item.id, reason)
 
     def cancel_all(self) -> int:
         ids = list(self.open_orders)
@@ -729,16 +848,52 @@ class Engine:
         self.log(f"CANCEL ALL: {len(ids)} working orders")
         return len(ids)
 
+    def cancel_entries(self, reason: str = "shutdown") -> int:
+        """Cancel working entry orders only; TP, SL and exits stay to protect open positions (clean stop)."""
+        ids = [o.id for o in self.open_orders.values() if o.purpose is Purpose.ENTRY]
+        for oid in ids:
+            self.cancel_order(oid, reason)
+        return len(ids)
+
+    @property
+    def working_entries(self) -> int:
+        return sum(1 for o in self.open_orders.values() if o.purpose is Purpose.ENTRY)
+
     def flatten(self) -> None:
-        """Kill switch: halt, cancel every order, close every position at market."""
-        self.halted = True
+        """Kill switch: halt, cancel every order, close every position at market. It stays in
+        force until resume(); "flat" is reported once the broker confirms nothing is left."""
+        self._set_halt(True, "flatten")
         self.flattening = True
-        self.halt_reason = "flatten"
+        self.flat_confirmed = False
         self.notify("halt", True)
+        self._reject_all_pending("flatten")
+        self.log("FLATTEN requested: cancelling orders and closing positions")
         self.cancel_all()
         for pos in list(self.portfolio.open_positions()):
             self.close_position(pos.symbol, "flatten")
-        self.log("FLATTEN requested: cancelling orders and closing positions")
+        self.check_flat()
+
+    def _flatten_follow_up(self, symbol: str) -> None:
+        """While flattening, a fill that still leaves a position (an entry filled before its
+        cancel arrived) is closed too."""
+        pos = self.portfolio.positions.get(symbol)
+        if pos is not None and pos.qty != 0.0 and not any(
+                o.symbol == symbol and o.purpose is Purpose.EXIT for o in self.open_orders.values()):
+            self.close_position(symbol, "flatten")
+        self.check_flat()
+
+    def check_flat(self) -> None:
+        """Report "flat" once both our books and the broker's own view are empty. Called after
+        every broker report while flattening; a broker whose confirmation arrives separately
+        (e.g. a position stream) calls it too."""
+        if not self.flattening or self.flat_confirmed or not self.is_flat:
+            return
+        confirm = getattr(self.broker, "is_flat", None)
+        if confirm is not None and not confirm():
+            return
+        self.flat_confirmed = True
+        self.log("FLAT: the broker confirms no positions and no working orders (halted until resume)")
+        self.notify("flat", True)
 
     @property
     def is_flat(self) -> bool:
@@ -760,6 +915,8 @@ class Engine:
             "halted": self.halted,
             "halt_reason": self.halt_reason,
             "flattening": self.flattening,
+            "flat_confirmed": self.flat_confirmed,
+            "risk": self.risk.describe(self.clock.now()) if hasattr(self.risk, "describe") else {},
             "positions": [
                 {"symbol": p.symbol, "side": p.side, "qty": p.qty, "entry": p.entry_price,
                  "mark": marks.get(p.symbol), "upnl": p.unrealized(marks.get(p.symbol) or p.entry_price),
@@ -767,7 +924,8 @@ class Engine:
                 for p in self.portfolio.open_positions()],
             "orders": [
                 {"id": o.id, "symbol": o.symbol, "side": o.side, "qty": o.qty, "price": o.price,
-                 "type": o.order_type.value, "purpose": o.purpose.value, "status": o.status.value}
+                 "trigger": o.trigger_price, "type": o.order_type.value, "purpose": o.purpose.value,
+                 "status": o.status.value}
                 for o in self.open_orders.values()],
             "pending_approvals": [a.describe() for a in getattr(self.approval, "pending", lambda: [])()]
             if callable(getattr(self.approval, "pending", None)) else [],

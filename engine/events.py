@@ -142,7 +142,40 @@ class FundingRate:
     recv_ts: int = 0
 
 
-MarketEvent = Liquidation | Trade | BookSnapshot | BookDelta | Ticker | LongShortRatio | Bar | FundingRate
+@dataclass(slots=True)
+class Quote:
+    """Best bid/offer from a top-of-book channel (Binance bookTicker, Tardis quotes).
+
+    Kept apart from BookSnapshot so a quote never wipes a depth book built from diffs;
+    a price of 0 with qty 0 means that side was empty.
+    """
+
+    ts: int
+    symbol: str
+    bid: float
+    bid_qty: float
+    ask: float
+    ask_qty: float
+    update_id: int = 0
+    recv_ts: int = 0
+
+
+@dataclass(slots=True)
+class DepthBands:
+    """Cumulative depth by distance from the mid (Binance bookDepth files).
+
+    `bands` holds (percent from mid, cumulative qty, cumulative notional); negative
+    percents are the bid side, positive the ask side.
+    """
+
+    ts: int
+    symbol: str
+    bands: list[tuple[float, float, float]]
+    recv_ts: int = 0
+
+
+MarketEvent = (Liquidation | Trade | BookSnapshot | BookDelta | Ticker | LongShortRatio | Bar | FundingRate
+               | Quote | DepthBands)
 
 EVENT_TYPES: tuple[type, ...] = (
     Liquidation,
@@ -153,6 +186,8 @@ EVENT_TYPES: tuple[type, ...] = (
     LongShortRatio,
     Bar,
     FundingRate,
+    Quote,
+    DepthBands,
 )
 
 EVENT_TYPE_NAMES: dict[type, str] = {
@@ -164,6 +199,8 @@ EVENT_TYPE_NAMES: dict[type, str] = {
     LongShortRatio: "long_short_ratio",
     Bar: "bar",
     FundingRate: "funding_rate",
+    Quote: "quote",
+    DepthBands: "depth_bands",
 }
 
 

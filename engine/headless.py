@@ -45,7 +45,7 @@ async def run_headless(settings: Settings, opts: RunOptions, sink: LineSink) -> 
             loop.add_signal_handler(sig, engine.stop)
         except (NotImplementedError, RuntimeError):  # pragma: no cover - non-Unix
             pass
-    services = await _start_services(engine, settings, opts)
+    services = await _start_services(engine, settings, opts, feeds)
     try:
         if any(getattr(f, "live", False) for f in feeds):
             await engine.run_live(feeds, duration_s=opts.duration_s)
@@ -63,9 +63,29 @@ async def run_headless(settings: Settings, opts: RunOptions, sink: LineSink) -> 
     return summary
 
 
-async def _start_services(engine, settings: Settings, opts: RunOptions) -> list:
-    """Optional services around the engine (store, control socket, APIs)."""
-    return []
+async def _start_services(engine, settings: Settings, opts: RunOptions, feeds: list | None = None) -> list:
+    """Optional services around the engine (store, control socket, APIs).
+
+    The store comes first: it restores the engine's (and the feeds') state before anything
+    else looks at it, and it stops last, writing the final checkpoint."""
+    services: list = []
+    from .recovery import StoreService
+    store = await StoreService.open(engine, feeds if feeds is not None else [], settings, opts)
+    services.append(store)
+    try:
+        from .control import ControlServer, socket_path
+        control = ControlServer(engine, socket_path(settings, opts.db))
+        await control.start()
+        services.append(control)
+        broker_start = getattr(engine.broker, "start", None)  # Bybit: instruments, positions, private stream
+        if broker_start is not None:
+            await broker_start()
+            services.append(engine.broker)
+        await store.reconcile()  # demo/testnet/live: the broker is connected, adopt the exchange's truth
+    except BaseException:
+        await _stop_services(engine, services)
+        raise
+    return services
 
 
 async def _stop_services(engine, services: list) -> None:

@@ -64,7 +64,48 @@ def build_feeds(settings: Settings, opts: RunOptions) -> list:
     if kind == "synthetic":
         from .feeds.synthetic import SyntheticMarket
         return [SyntheticMarket(settings, seed, settings.engine.symbols)]
-    raise ConfigError(f"config error: --feed = {opts.feed!r}: available feeds: synthetic")
+    if kind == "bybit" and not arg:
+        return [_bybit_feed(settings, opts, seed)]
+    if kind == "replay":
+        return [_replay_feed(opts.feed, arg)]
+    if kind in IMPORT_FEEDS or (kind == "bybit" and arg):
+        return [_imported_feed(opts.feed, kind, arg)]
+    raise ConfigError(f"config error: --feed = {opts.feed!r}: available feeds: synthetic, bybit, "
+                      "replay:PATH, tardis:DIR, binance:DIR, bybit:DIR, import:PATH")
+
+
+IMPORT_FEEDS = ("tardis", "binance", "import")  # historical files through engine/feeds/importers
+
+
+def _imported_feed(feed: str, kind: str, path: str):
+    """Tardis / Binance / Bybit history files (or any importable file with import:PATH), cached columnar."""
+    from .feeds.importers import UnreadableFile
+    from .feeds.importers.feed import ImportedFeed
+    if not path:
+        raise ConfigError(f"config error: --feed = {feed!r}: give a file or directory, e.g. {kind}:data/")
+    try:
+        return ImportedFeed(path, family=None if kind == "import" else kind, name=feed)
+    except UnreadableFile as exc:
+        raise ConfigError(f"config error: --feed = {feed!r}: {exc}") from None
+
+
+def _bybit_feed(settings: Settings, opts: RunOptions, seed: int):
+    """Live Bybit public data; endpoints from [bybit] or the mode (demo and paper use mainnet data)."""
+    from .bybit_rest import BybitRest
+    from .feeds.bybit import BybitPublicFeed, endpoints
+    ep = endpoints(settings.bybit, opts.mode)
+    return BybitPublicFeed(settings, settings.engine.symbols, ep.public_ws, rest=BybitRest(settings.bybit, ep.rest),
+                           seed=seed)
+
+
+def _replay_feed(feed: str, path: str):
+    from .feeds.replay import ReplayFeed
+    if not path:
+        raise ConfigError(f"config error: --feed = {feed!r}: give a capture file or directory, e.g. replay:captures/")
+    try:
+        return ReplayFeed(path)
+    except FileNotFoundError:
+        raise ConfigError(f"config error: --feed = {feed!r}: no capture file or directory at {path}") from None
 
 
 def build_engine(settings: Settings, opts: RunOptions, output=None) -> tuple[Engine, list]:
@@ -77,6 +118,10 @@ def build_engine(settings: Settings, opts: RunOptions, output=None) -> tuple[Eng
     feeds = build_feeds(settings, opts)
     engine = Engine(settings, strategies=strategies, output=output, mode=opts.mode,
                     **_execution(settings, opts))
+    for feed in feeds:  # live feeds publish their health in engine.feed_states and log through it
+        attach = getattr(feed, "attach", None)
+        if attach is not None:
+            attach(engine)
     return engine, feeds
 
 
@@ -85,7 +130,12 @@ def _execution(settings: Settings, opts: RunOptions) -> dict:
     from .execution.approval import Approval
     from .execution.paper import PaperExchange
     from .execution.risk import Risk
-    return {"risk": Risk(settings), "approval": Approval(settings), "broker": PaperExchange(settings)}
+    if opts.mode in ("demo", "testnet", "live"):
+        from .execution.bybit import BybitBroker
+        broker = BybitBroker(settings, opts.mode)
+    else:
+        broker = PaperExchange(settings)
+    return {"risk": Risk(settings), "approval": Approval(settings), "broker": broker}
 
 
 def default_log_path(settings: Settings, db: str) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass
 
@@ -206,3 +207,350 @@ class Ewma:
         self.value = x if self.n == 0 else self.value + self.alpha * (x - self.value)
         self.n += 1
         return self.value
+
+
+class RollingMedianMad:
+    """Rolling median and MAD of the last `window` values in O(1) amortized time per update.
+
+    A streaming approximation on a fixed grid: each value is rounded to the nearest
+    grid point floor * sinh(k * step), k an integer (relative spacing `step` for
+    |x| >> floor, absolute ~ floor * step near zero, and 0 maps to exactly 0);
+    `bins` grid points cover |x| up to floor * sinh(step * bins / 2), beyond which
+    values clamp to the outermost points.
+    Rounding is monotone, so the median and MAD reported are *exactly* numpy's
+    median and MAD of the rounded values (even counts average the two middle
+    values, as numpy does). Each value moves by at most
+    delta(x) = step/2 * exp(step/2) * (floor + |x|), so with M and D the true
+    median and MAD of the window (both middle values of an even count lie within
+    D of M, and a deviation above D moves by at most its own share of delta):
+
+        |median - M| <= delta(|M| + D)
+        |MAD - D|    <= 2 delta(|M| + D)
+
+    With the default step of 0.01 that is 0.5% and 1% of |M| + D (plus 1e-14).
+    tests/test_lpi_stats.py checks both the exactness and the bound against numpy.
+
+    The window is a ring of bin indices (2 bytes per sample: 345,600 samples = 691 KB).
+    Per update: one asinh, two counter changes and short pointer walks: the median
+    bin and the MAD band [lo, hi] move only as far as the distribution moved,
+    jumping over empty bins with bit masks (one per 64 bins, one over the blocks).
+    """
+
+    _grids: dict[tuple[float, float, int], list[float]] = {}
+
+    __slots__ = ("window", "step", "floor", "bins", "_half", "_rep", "_counts", "_bits", "_ring", "_pos",
+                 "n", "_mb", "_below", "_sum", "_sum_below", "_lo", "_hi", "_inc", "_since_resum",
+                 "_med", "_mad", "_scale", "_fresh", "_bmask", "_d1", "_d2", "_swap")
+
+    def __init__(self, window: int, step: float = 0.01, floor: float = 1e-12, bins: int = 16384):
+        if window < 1:
+            raise ValueError("window must be >= 1")
+        if not 0 < step <= 0.5 or floor <= 0:
+            raise ValueError("step must be in (0, 0.5] and floor > 0")
+        if bins < 128 or bins > 65536 or bins % 64:
+            raise ValueError("bins must be a multiple of 64 in [128, 65536]")
+        from array import array
+        self.window = int(window)
+        self.step = float(step)
+        self.floor = float(floor)
+        self.bins = int(bins)
+        self._half = bins // 2
+        key = (self.step, self.floor, self.bins)
+        rep = self._grids.get(key)
+        if rep is None:
+            rep = [floor * math.sinh((i - self._half) * step) for i in range(bins)]
+            self._grids[key] = rep
+        self._rep = rep
+        self._counts = [0] * bins
+        self._bits = [0] * (bins >> 6)  # per block of 64 bins: bit j set = bin 64 b + j has values
+        self._bmask = 0  # bit b set: block b has values
+        self._ring = array("H", bytes(2 * self.window))
+        self._pos = 0
+        self.n = 0
+        self._mb = self._half  # bin holding the lower median (rank (n-1)//2)
+        self._below = 0  # values in bins below _mb
+        self._sum = 0.0  # sum of rounded values
+        self._sum_below = 0.0  # sum of rounded values below _mb
+        self._lo = self._hi = self._half  # the MAD band: every bin whose deviation is <= its edges'
+        self._inc = 0  # values inside [lo, hi]
+        self._since_resum = 0
+        self._med = 0.0
+        self._mad = 0.0
+        self._scale = 0.0
+        self._d1 = self._d2 = 0.0  # the need-th and next deviation behind the MAD
+        self._swap: tuple[int, int] | None = None  # (new bin, evicted bin) of the one add since a refresh
+        self._fresh = True
+
+    # -- grid ---------------------------------------------------------------------------------------
+    def bin_of(self, x: float) -> int:
+        i = math.floor(math.asinh(x / self.floor) / self.step + 0.5) + self._half
+        return 0 if i < 0 else self.bins - 1 if i >= self.bins else i
+
+    def rounded(self, x: float) -> float:
+        """The grid value that stands for `x` in the window."""
+        return self._rep[self.bin_of(x)]
+
+    def _next_above(self, i: int) -> int:
+        """Smallest non-empty bin > i, or -1."""
+        b = i >> 6
+        m = self._bits[b] >> ((i & 63) + 1)
+        if m:
+            return i + (m & -m).bit_length()
+        m = self._bmask >> (b + 1)
+        if not m:
+            return -1
+        b += (m & -m).bit_length()
+        m = self._bits[b]
+        return (b << 6) + (m & -m).bit_length() - 1
+
+    def _next_below(self, i: int) -> int:
+        """Largest non-empty bin < i, or -1."""
+        b = i >> 6
+        m = self._bits[b] & ((1 << (i & 63)) - 1)
+        if m:
+            return (b << 6) + m.bit_length() - 1
+        m = self._bmask & ((1 << b) - 1)
+        if not m:
+            return -1
+        b = m.bit_length() - 1
+        return (b << 6) + self._bits[b].bit_length() - 1
+
+    # -- updates ------------------------------------------------------------------------------------
+    def add(self, x: float) -> None:
+        """Append `x` (dropping the oldest value once the window is full). NaN/inf are ignored."""
+        if x != x or x == math.inf or x == -math.inf:
+            return
+        i = math.floor(math.asinh(x / self.floor) / self.step + 0.5) + self._half
+        if i < 0:
+            i = 0
+        elif i >= self.bins:
+            i = self.bins - 1
+        ring, pos = self._ring, self._pos
+        if self.n == self.window:
+            if ring[pos] == i:  # the value leaving shares the new one's bin: nothing else changes
+                pos += 1
+                self._pos = 0 if pos == self.window else pos
+                return
+            out = ring[pos]
+            self._change(out, -1)
+        else:
+            out = -1
+            self.n += 1
+        self._swap = (i, out) if self._fresh else None
+        ring[pos] = i
+        pos += 1
+        self._pos = 0 if pos == self.window else pos
+        self._change(i, 1)
+        self._fix_median()
+        self._fresh = False
+        self._since_resum += 1
+        if self._since_resum >= self.window and self._since_resum >= 4096:
+            self._resum()
+
+    def _change(self, i: int, d: int) -> None:
+        counts = self._counts
+        counts[i] += d
+        if counts[i] == (1 if d > 0 else 0):  # the bin turned non-empty / empty
+            b = i >> 6
+            bits = self._bits
+            bits[b] ^= 1 << (i & 63)
+            if bits[b] == 0 or bits[b] == 1 << (i & 63):  # so did its block
+                self._bmask ^= 1 << b
+        r = self._rep[i]
+        self._sum += d * r
+        if i < self._mb:
+            self._below += d
+            self._sum_below += d * r
+        if self._lo <= i <= self._hi:
+            self._inc += d
+
+    def _fix_median(self) -> None:
+        counts, rep = self._counts, self._rep
+        k = (self.n - 1) // 2
+        mb, below, sb = self._mb, self._below, self._sum_below
+        while below > k:
+            mb = self._next_below(mb)
+            below -= counts[mb]
+            sb -= counts[mb] * rep[mb]
+        while below + counts[mb] <= k:
+            below += counts[mb]
+            sb += counts[mb] * rep[mb]
+            mb = self._next_above(mb)
+        self._mb, self._below, self._sum_below = mb, below, sb
+
+    def _resum(self) -> None:
+        """Recompute the running sums exactly (they drift by float rounding otherwise)."""
+        rep, counts = self._rep, self._counts
+        self._sum = math.fsum(c * rep[i] for i, c in enumerate(counts) if c)
+        self._sum_below = math.fsum(counts[i] * rep[i] for i in range(self._mb) if counts[i])
+        self._since_resum = 0
+
+    # -- queries ------------------------------------------------------------------------------------
+    def _refresh(self) -> None:
+        self._fresh = True
+        n = self.n
+        if n == 0:
+            self._med = self._mad = self._scale = 0.0
+            return
+        counts, rep = self._counts, self._rep
+        mb = self._mb
+        upper = mb if (n % 2 or self._below + counts[mb] > n // 2) else self._next_above(mb)
+        med = rep[mb] if upper == mb else 0.5 * (rep[mb] + rep[upper])
+        swap = self._swap
+        if swap is not None and swap[1] >= 0 and med == self._med:
+            # One value replaced another and the median stayed: if both deviations sit on the same
+            # side of the MAD's (need-th, next) pair, the MAD stays too (the band repairs itself later).
+            dx, dy = abs(rep[swap[0]] - med), abs(rep[swap[1]] - med)
+            d1, d2 = self._d1, self._d2
+            if (dx < d1 and dy < d1) or (dx > d2 and dy > d2):
+                self._scale = 1.4826 * self._mad if self._mad > 0.0 else 1.2533 * self.mean_abs_dev()
+                return
+        self._med = med
+        self._mad = self._band(med, (n - 1) // 2 + 1, n % 2 == 0)
+        self._scale = 1.4826 * self._mad if self._mad > 0.0 else 1.2533 * self.mean_abs_dev()
+
+    def _band(self, med: float, need: int, even: bool) -> float:
+        """The need-th smallest |x - med| (averaged with the next one if `even`), moving the band."""
+        counts, rep = self._counts, self._rep
+        lo, hi, inc = self._lo, self._hi, self._inc
+        if inc <= 0:  # band emptied: restart it at the median bin
+            lo = hi = self._mb
+            inc = counts[lo]
+        # Edges sit on non-empty bins.
+        if not counts[lo]:
+            lo = self._next_above(lo)
+        if not counts[hi]:
+            hi = self._next_below(hi)
+        while True:
+            dl, dh = med - rep[lo], rep[hi] - med
+            d = dl if dl > dh else dh
+            # repair: take in outside bins whose deviation is within the band's
+            a = self._next_above(hi)
+            if a >= 0 and rep[a] - med <= d:
+                hi = a
+                inc += counts[a]
+                continue
+            b = self._next_below(lo)
+            if b >= 0 and med - rep[b] <= d:
+                lo = b
+                inc += counts[b]
+                continue
+            if inc < need:  # grow by the nearer outside bin
+                if a < 0 or (b >= 0 and med - rep[b] <= rep[a] - med):
+                    lo = b
+                    inc += counts[b]
+                else:
+                    hi = a
+                    inc += counts[a]
+                continue
+            # shrink: drop the farthest edge(s) while enough values remain
+            drop = 0
+            if lo < hi:
+                if dl >= dh:
+                    drop += counts[lo]
+                if dh >= dl:
+                    drop += counts[hi]
+            if drop and inc - drop >= need:
+                if dl >= dh:
+                    lo = self._next_above(lo)
+                if dh >= dl:
+                    hi = self._next_below(hi)
+                inc -= drop
+                continue
+            break
+        self._lo, self._hi, self._inc = lo, hi, inc
+        dl, dh = med - rep[lo], rep[hi] - med
+        d = dl if dl > dh else dh
+        self._d1 = self._d2 = d
+        if not even or inc > need:
+            return d
+        a, b = self._next_above(hi), self._next_below(lo)
+        nxt = min(rep[a] - med if a >= 0 else math.inf, med - rep[b] if b >= 0 else math.inf)
+        if nxt == math.inf:
+            return d
+        self._d2 = nxt
+        return 0.5 * (d + nxt)
+
+    @property
+    def median(self) -> float:
+        if not self._fresh:
+            self._refresh()
+        return self._med
+
+    @property
+    def mad(self) -> float:
+        if not self._fresh:
+            self._refresh()
+        return self._mad
+
+    def mean_abs_dev(self) -> float:
+        """Mean |x - median| of the rounded window (the scale used when MAD is 0)."""
+        n = self.n
+        if n == 0:
+            return 0.0
+        med = self.median
+        counts, rep, mb = self._counts, self._rep, self._mb
+        below, sb = self._below, self._sum_below
+        c_mb = counts[mb]
+        above = n - below - c_mb
+        s_above = self._sum - sb - c_mb * rep[mb]
+        total = (med * below - sb) + (s_above - med * above) + c_mb * abs(rep[mb] - med)
+        return max(total, 0.0) / n
+
+    def scale(self) -> float:
+        """Robust sigma: 1.4826 MAD, or 1.2533 x mean absolute deviation when the MAD is 0."""
+        if not self._fresh:
+            self._refresh()
+        return self._scale
+
+    def zscore(self, x: float, eps: float = 1e-12, clip: float = math.inf) -> float:
+        """(x - median) / (scale + eps) over the window (not counting x), |z| clipped to `clip`."""
+        if self.n == 0 or x != x:
+            return 0.0
+        if not self._fresh:
+            self._refresh()
+        diff = x - self._med
+        if diff == 0.0:
+            return 0.0
+        z = diff / (self._scale + eps)
+        return clip if z > clip else -clip if z < -clip else z
+
+    def update(self, x: float, eps: float = 1e-12, clip: float = math.inf) -> float:
+        """z-score of `x` against the window before it, then add `x`."""
+        z = self.zscore(x, eps, clip)
+        self.add(x)
+        return z
+
+
+class RollingMean:
+    """Mean of the last `window` values with a running sum (re-summed once per window against drift)."""
+
+    __slots__ = ("window", "_ring", "_pos", "n", "total", "_since")
+
+    def __init__(self, window: int):
+        if window < 1:
+            raise ValueError("window must be >= 1")
+        self.window = int(window)
+        self._ring = [0.0] * self.window
+        self._pos = 0
+        self.n = 0
+        self.total = 0.0
+        self._since = 0
+
+    def add(self, x: float) -> None:
+        pos = self._pos
+        if self.n == self.window:
+            self.total += x - self._ring[pos]
+        else:
+            self.n += 1
+            self.total += x
+        self._ring[pos] = x
+        self._pos = 0 if pos + 1 == self.window else pos + 1
+        self._since += 1
+        if self._since >= self.window:
+            self.total = math.fsum(self._ring[: self.n] if self.n < self.window else self._ring)
+            self._since = 0
+
+    @property
+    def mean(self) -> float:
+        return self.total / self.n if self.n else 0.0
