@@ -1,6 +1,6 @@
 """The console under load: key-to-screen latency, CPU use and the event rate the engine keeps up with.
 
-    python -m bench.tui [--rates 5000,10000,20000] [--seconds 20] [--presses 40] [--json PATH]
+    python -m bench.tui [--rates 5000,10000,20000] [--seconds 30] [--presses 100] [--no-store] [--json PATH]
 
 For each rate, the real console (`LiqdeskApp`: every pane, the cascade strategy, risk,
 approval, paper exchange and the SQLite store) runs in a child process on a pseudo-terminal
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import pty
@@ -82,10 +83,16 @@ class LoadFeed:
 
 
 # -- the child: the console under load --------------------------------------------------------
-def child(rate: float, result_path: str, db: str) -> None:
+def child(rate: float, result_path: str, db: str, services: bool) -> None:
+    import tui.app
     from engine.config import Settings
     from engine.runtime import RunOptions, build_engine
     from tui.app import LiqdeskApp
+
+    if not services:  # attribution only: the console without the store and the control socket
+        async def no_services(*_args, **_kwargs) -> list:
+            return []
+        tui.app._start_services = no_services
 
     class LoadedConsole(LiqdeskApp):
         lag_s: list[float] = []
@@ -97,7 +104,7 @@ def child(rate: float, result_path: str, db: str) -> None:
 
         def sample_lag(self) -> None:
             eng = self.engine
-            if eng.stats.events < 100:
+            if eng.stats.events < 100 or self.stopping:
                 return
             now = time.monotonic()
             if self.origin is None:
@@ -111,7 +118,7 @@ def child(rate: float, result_path: str, db: str) -> None:
     settings.engine.log_file = ""
     opts = RunOptions(speed=1.0, db=db)
     engine, _ = build_engine(settings, opts)
-    app = LoadedConsole(engine, [LoadFeed(rate)], settings=settings, opts=opts)
+    app = LoadedConsole(engine, [LoadFeed(rate)], settings=settings, opts=opts, freeze_gc=True)
     app.run()
     (w0, e0), (w1, e1) = LoadedConsole.window or [(0.0, 0), (1.0, 0)]
     Path(result_path).write_text(json.dumps({
@@ -159,14 +166,14 @@ class Terminal:
             self.read(0.01)
 
 
-def measure(rate: float, seconds: float, presses: int) -> dict:
+def measure(rate: float, seconds: float, presses: int, services: bool = True) -> dict:
     work = tempfile.mkdtemp(prefix="liqdesk-bench-tui-")
     result = os.path.join(work, "result.json")
     pid, fd = pty.fork()
     if pid == 0:
         os.environ.update(TERM="xterm-256color", COLORTERM="truecolor")
         os.execv(sys.executable, [sys.executable, "-m", "bench.tui", "--child", str(rate), result,
-                                  os.path.join(work, "bench.db")])
+                                  os.path.join(work, "bench.db"), "store" if services else "none"])
     import fcntl
     import struct
     import termios
@@ -203,11 +210,12 @@ def measure(rate: float, seconds: float, presses: int) -> dict:
     ms = sorted(x * 1000 for x in latencies)
     return {
         "rate_target": rate,
+        "store": services,
         "events_per_s": round(child_result["events"] / child_result["wall_s"], 0),
         "lag_end_s": round(lags[-1], 3) if lags else None,
         "lag_max_s": round(max(lags), 3) if lags else None,
         "key_to_screen_ms": {"p50": round(statistics.median(ms), 1) if ms else None,
-                             "p99": round(ms[min(len(ms) - 1, int(0.99 * len(ms)))], 1) if ms else None,
+                             "p99": round(ms[math.ceil(0.99 * len(ms)) - 1], 1) if ms else None,  # nearest rank
                              "max": round(ms[-1], 1) if ms else None, "n": len(ms), "missed": missed},
         "cpu_pct_of_one_core": round(100.0 * cpu / wall, 1),
         "terminal_kb_per_s": round(out_bytes / wall / 1024, 1),
@@ -218,17 +226,19 @@ def measure(rate: float, seconds: float, presses: int) -> dict:
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        child(float(sys.argv[2]), sys.argv[3], sys.argv[4])
+        child(float(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5] == "store")
         return
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rates", default="5000,10000,20000")
-    ap.add_argument("--seconds", type=float, default=20.0)
-    ap.add_argument("--presses", type=int, default=40)
+    ap.add_argument("--seconds", type=float, default=30.0)
+    ap.add_argument("--presses", type=int, default=100)
+    ap.add_argument("--no-store", action="store_true", help="attribution: run without the store")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
-    runs = [measure(float(r), args.seconds, args.presses) for r in args.rates.split(",")]
+    runs = [measure(float(r), args.seconds, args.presses, not args.no_store) for r in args.rates.split(",")]
     report = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-                         f"Python {platform.python_version()}", "runs": runs}
+                         f"Python {platform.python_version()}", "load_average_1m": os.getloadavg()[0],
+              "runs": runs}
     print(json.dumps(report, indent=2))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")

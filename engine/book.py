@@ -11,24 +11,48 @@ from __future__ import annotations
 
 
 class OrderBook:
-    __slots__ = ("symbol", "bids", "asks", "ts", "update_id", "_best_bid", "_best_ask", "_dirty")
+    __slots__ = ("symbol", "_bids", "_asks", "_raw_bids", "_raw_asks", "ts", "update_id", "_best_bid",
+                 "_best_ask", "_dirty")
 
     def __init__(self, symbol: str):
         self.symbol = symbol
-        self.bids: dict[float, float] = {}
-        self.asks: dict[float, float] = {}
+        self._bids: dict[float, float] | None = {}
+        self._asks: dict[float, float] | None = {}
+        self._raw_bids: list = []
+        self._raw_asks: list = []
         self.ts = 0
         self.update_id = 0
         self._best_bid: float | None = None
         self._best_ask: float | None = None
         self._dirty = False
 
+    # A snapshot is kept as the lists it came in (best-first) and turned into
+    # price->qty dicts only when something asks for levels: most snapshots are
+    # replaced by the next one before anyone looks past the touch.
+    @property
+    def bids(self) -> dict[float, float]:
+        if self._bids is None:
+            self._bids = {p: q for p, q in self._raw_bids if q > 0}
+        return self._bids
+
+    @property
+    def asks(self) -> dict[float, float]:
+        if self._asks is None:
+            self._asks = {p: q for p, q in self._raw_asks if q > 0}
+        return self._asks
+
     def apply_snapshot(self, bids, asks, ts: int = 0, update_id: int = 0) -> None:
-        self.bids = {p: q for p, q in bids if q > 0}
-        self.asks = {p: q for p, q in asks if q > 0}
+        self._raw_bids = bids
+        self._raw_asks = asks
+        self._bids = self._asks = None
         self.ts = ts
         self.update_id = update_id
-        self._dirty = True
+        if bids and asks and bids[0][1] > 0 and asks[0][1] > 0:
+            self._best_bid = bids[0][0]
+            self._best_ask = asks[0][0]
+            self._dirty = False
+        else:
+            self._dirty = True
 
     def apply_delta(self, bids, asks, ts: int = 0, update_id: int = 0) -> None:
         for side, levels in ((self.bids, bids), (self.asks, asks)):

@@ -20,6 +20,9 @@ config_app = typer.Typer(help="Configuration commands.", pretty_exceptions_enabl
 app.add_typer(config_app, name="config")
 db_app = typer.Typer(help="Database (state store) commands.", pretty_exceptions_enable=False)
 app.add_typer(db_app, name="db")
+study_app = typer.Typer(help="Event studies: markouts after every signal trigger.",
+                        pretty_exceptions_enable=False)
+app.add_typer(study_app, name="study")
 
 ConfigOpt = Annotated[str | None, typer.Option("--config", help="TOML config (default ./config.toml if present)")]
 FeedOpt = Annotated[str, typer.Option("--feed", help="synthetic | bybit | replay:PATH")]
@@ -152,6 +155,60 @@ def metrics(
     """Metrics table, PSR against 0 and (with --trials) DSR for a CSV of period returns."""
     from .backtest.returns_report import run as run_metrics
     raise typer.Exit(run_metrics(returns_csv, periods, trials, trials_sr_var, as_json))
+
+
+StudyFeedOpt = Annotated[str, typer.Option("--feed", help="synthetic | replay:PATH")]
+StudyDurationOpt = Annotated[float, typer.Option("--duration", help="simulated seconds")]
+JsonOpt = Annotated[str | None, typer.Option("--json", help="write the results here")]
+PlotOpt = Annotated[str | None, typer.Option("--plot", help="write a PNG of markout against tau here")]
+JobsOpt = Annotated[int | None, typer.Option("--jobs", help="processes for a synthetic feed (default: CPUs)")]
+
+
+def _study(kind: str, config: str | None, feed: str, seed: int | None, duration: float, json_path: str | None,
+           plot: str | None, jobs: int | None) -> None:
+    from .backtest.study import study_main
+    settings = load_config(config)
+    raise typer.Exit(study_main(kind, settings, feed, seed, duration, json_path, plot, jobs, typer.echo))
+
+
+@study_app.command("lpi")
+def study_lpi(config: ConfigOpt = None, feed: StudyFeedOpt = "synthetic", seed: SeedOpt = None,
+              duration: StudyDurationOpt = 86_400.0, json_path: JsonOpt = None, plot: PlotOpt = None,
+              jobs: JobsOpt = None) -> None:
+    """Markouts after every LPI exhaustion trigger (E_t), by state, ground truth and funding regime."""
+    _study("lpi", config, feed, seed, duration, json_path, plot, jobs)
+
+
+@study_app.command("cascade")
+def study_cascade(config: ConfigOpt = None, feed: StudyFeedOpt = "synthetic", seed: SeedOpt = None,
+                  duration: StudyDurationOpt = 86_400.0, json_path: JsonOpt = None, plot: PlotOpt = None,
+                  jobs: JobsOpt = None) -> None:
+    """Markouts after every liquidation cascade, by LPI state, ground truth and funding regime."""
+    _study("cascade", config, feed, seed, duration, json_path, plot, jobs)
+
+
+@app.command()
+def backtest(
+    strategy: Annotated[str, typer.Option("--strategy", help="strategy name, e.g. cascade or maker-probe")],
+    feed: Annotated[str, typer.Option("--feed", help="synthetic | replay:PATH | tardis:DIR | binance:DIR | "
+                                                     "bybit:DIR")] = "synthetic",
+    symbols: Annotated[str | None, typer.Option("--symbols", help="e.g. BTCUSDT,ETHUSDT (default: config)")] = None,
+    start: Annotated[str | None, typer.Option("--from", help="UTC start date/time (synthetic: market start)")] = None,
+    end: Annotated[str | None, typer.Option("--to", help="UTC end date/time")] = None,
+    seed: SeedOpt = None, duration: DurationOpt = None,
+    latency: Annotated[float | None, typer.Option("--latency", help="order latency each way, ms")] = None,
+    queue: Annotated[str | None, typer.Option("--queue", help="riskaverse | power:N | power2:N | power3:N | "
+                                                              "log | log2")] = None,
+    fees: Annotated[str | None, typer.Option("--fees", help="MAKER,TAKER in bps (negative maker = rebate)")] = None,
+    json_path: Annotated[str | None, typer.Option("--json", help="write the summary JSON here")] = None,
+    report: Annotated[str | None, typer.Option("--report", help="directory for summary.json, CSVs and plots")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Backtest one strategy: risk gate and paper exchange on the simulated clock."""
+    from .backtest.runner import BacktestConfig, backtest_main
+    cfg = BacktestConfig(strategy=strategy, feed=feed, symbols=parse_strategies(symbols), start=start, end=end,
+                         seed=seed, duration_s=duration, latency_ms=latency, queue=queue, fees=fees)
+    raise typer.Exit(backtest_main(load_config(config), cfg, json_path, report))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -176,7 +176,6 @@ class LpiParams(Section):
     w_fsi: float = 0.5
     w_ldr: float = 0.3
     w_pi: float = 0.2
-    lpi_smoothing_halflife_ticks: float = Field(default=0.0, ge=0)  # 0: raw LPI
     use_microprice: bool = False  # price for r, stops and divergence: mid (default) or microprice
     # state classifier and exhaustion
     c_fsi: float = 2.0  # FORCED needs z(FSI) above this ...
@@ -191,6 +190,7 @@ class LpiParams(Section):
     divergence_min_s: float = Field(default=1.0, gt=0)
     divergence_max_s: float = Field(default=3.0, gt=0)
     divergence_rule: Literal["all", "any"] = "all"  # every tau in the range, or some tau
+    divergence_price: Literal["stalled", "new_low"] = "stalled"  # price not beyond / beyond its level tau ago
     # Mode A: maker fade
     mode_a: bool = True
     w_max_usd: float = Field(default=2000.0, gt=0)  # notional at sigma = sigma_ref and h(LPI) = 1

@@ -77,7 +77,8 @@ class ControlServer:
         finally:
             os.umask(old)
         os.chmod(self.path, 0o600)
-        self.engine.log(f"control socket {self.path} (liqdesk ctl)")
+        # No path in the line: identical runs on different --db paths must log identically.
+        self.engine.log("control socket ready for `liqdesk ctl` (mode 0600)")
 
     async def stop(self) -> None:
         if self._server is not None:

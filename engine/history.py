@@ -63,6 +63,7 @@ def history(db: str, since: str | None, csv_path: str | None, echo: Echo) -> int
     since_ns = parse_since(since)
     conn = open_readonly(db)
     try:
+        conn.execute("BEGIN")  # trades and fills from the same commit
         trades = conn.execute(_TRADES_SQL, (since_ns,)).fetchall()
         fills = conn.execute(_FILLS_SQL, (since_ns,)).fetchall()
     finally:
@@ -117,10 +118,19 @@ class CheckReport:
 def check_db(conn: sqlite3.Connection) -> CheckReport:
     """Integrity, then the invariants a consistent store keeps."""
     r = CheckReport()
+    conn.execute("BEGIN")  # one snapshot for every query, even while an engine commits
+    try:
+        _check(conn, r)
+    finally:
+        conn.execute("ROLLBACK")
+    return r
+
+
+def _check(conn: sqlite3.Connection, r: CheckReport) -> None:
     bad = [row[0] for row in conn.execute("PRAGMA integrity_check(20)")]
     if bad != ["ok"]:
         r.problems += [f"integrity: {b}" for b in bad]
-        return r
+        return
     q = conn.execute
     for name, sql in (
             ("runs", "SELECT count(*) FROM runs"),
@@ -192,7 +202,6 @@ def check_db(conn: sqlite3.Connection) -> CheckReport:
             r.notes.append(f"{len(after)} order(s) committed after the last checkpoint (a kill between an entry and "
                            "its batch); the next start marks them cancelled")
     r.counts["working orders"] = len(working)
-    return r
 
 
 def db_check(db: str, echo: Echo) -> int:

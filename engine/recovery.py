@@ -22,13 +22,17 @@ from __future__ import annotations
 
 import inspect
 import itertools
+import time
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .events import EVENT_TYPES, NS
+
+CHECKPOINT_IDLE_S = 1.0  # wall seconds between checkpoints when no trading rows are pending
 from .orders import Fill, Order, OrderStatus, OrderType, Position, Purpose
 from .portfolio import SymbolCounters
 from .store import Checkpoint, Saved, Store, StoreError
@@ -66,7 +70,7 @@ def order_from_dict(d: dict) -> Order:
     d["order_type"] = OrderType(d["order_type"])
     d["purpose"] = Purpose(d["purpose"])
     d["status"] = OrderStatus(d["status"])
-    return Order(**{k: v for k, v in d.items() if k in Order.__dataclass_fields__})
+    return Order(**_fields(Order, d))
 
 
 def _market_state(m: MarketState) -> dict:
@@ -122,7 +126,7 @@ def capture(engine: Engine, feeds: list) -> Checkpoint:
             "stats": engine.stats,
             "open_orders": list(engine.open_orders.values()),
             "exit_reasons": {oid: r for oid, r in engine.order_exit_reason.items() if oid in engine.open_orders},
-            "unconsumed": [encode_event(ev) for ev in _unconsumed(engine)],
+            "unconsumed": [encode_event(ev) for ev in _unconsumed(engine, feeds)],
         },
         "markets": {sym: _market_state(m) for sym, m in engine.markets.items()},
         "portfolio": {**pf.snapshot(), "counters": dict(pf.counters)},
@@ -142,9 +146,10 @@ def capture(engine: Engine, feeds: list) -> Checkpoint:
     return Checkpoint(engine.clock.now(), components, strategies, risk, pf.open_positions())
 
 
-def _unconsumed(engine: Engine) -> list:
+def _unconsumed(engine: Engine, feeds: list) -> list:
+    """Events read from the feed but not dispatched: the engine's, then a resumed feed's leftovers."""
     ev = getattr(engine, "unconsumed", None)
-    return [] if ev is None else [ev]
+    return ([] if ev is None else [ev]) + [e for f in feeds if isinstance(f, ResumedFeed) for e in f.pending]
 
 
 # --------------------------------------------------------------------------------------------
@@ -161,8 +166,8 @@ class ResumedFeed:
         self.live = getattr(inner, "live", False)
 
     def events(self) -> Iterator[Any]:
-        yield from self.pending
-        self.pending = []
+        while self.pending:  # taken off before it is dispatched; checkpoints see only what is left
+            yield self.pending.pop(0)
         yield from self.inner.events()
 
     def snapshot(self) -> dict:
@@ -210,12 +215,76 @@ class Restored:
         return f"restored state from the checkpoint at {when}: " + "; ".join(parts)
 
 
+@contextmanager
+def _restoring(what: str) -> Iterator[None]:
+    """A saved part that no longer fits the code is a clear one-line error, not a traceback."""
+    try:
+        yield
+    except StoreError:
+        raise
+    except Exception as exc:
+        raise StoreError(f"store error: cannot restore the {what} saved in the database ({type(exc).__name__}: "
+                         f"{exc}); start with another --db") from None
+
+
+def _fields(cls: type, d: dict) -> dict:
+    """The keys of `d` that `cls` (a dataclass) still has: counters added later start at their default."""
+    known = cls.__dataclass_fields__
+    return {k: v for k, v in d.items() if k in known}
+
+
 def restore(engine: Engine, saved: Saved, store: Store, feeds: list) -> Restored:
     """Put a checkpoint back into a freshly built engine (before the feed starts)."""
     c = saved.components
     es = c.get("engine", {})
-    feed_names = _restore_feeds(feeds, c.get("feeds", {}), es.get("unconsumed", []))  # first: it may refuse
-    clock_ns = int(es.get("clock_ns", saved.ts))
+    with _restoring("feed state"):  # first: it may refuse a database of another market
+        feed_names = _restore_feeds(feeds, c.get("feeds", {}), es.get("unconsumed", []))
+    with _restoring("engine state"):
+        _restore_engine(engine, es, saved.ts, store)
+    window_values = 0
+    with _restoring("market state"):
+        for sym, ms in c.get("markets", {}).items():
+            _restore_market(engine.market(sym), ms)
+            window_values += len(ms["liq_threshold"].get("values", []))
+    pf = engine.portfolio
+    if c.get("portfolio"):
+        with _restoring("portfolio"):
+            pf.restore(c["portfolio"])
+            pf.counters = {s: SymbolCounters(**_fields(SymbolCounters, v))
+                           for s, v in c["portfolio"].get("counters", {}).items()}
+            pf.closed = store.closed_trades()
+    cooldowns = 0
+    if saved.risk is not None and hasattr(engine.risk, "restore"):
+        with _restoring("risk state"):
+            engine.risk.restore(saved.risk[2])
+            now = engine.clock.now()
+            cooldowns = sum(1 for t in saved.risk[2].get("cooldowns", {}).values() if int(t) > now)
+    if "approval" in c and hasattr(engine.approval, "restore"):
+        with _restoring("approval queue"):
+            engine.approval.restore(c["approval"])
+    broker_note = ""
+    b = c.get("broker")
+    if b is not None and engine.broker is not None and b.get("name") == engine.broker.name \
+            and hasattr(engine.broker, "restore"):
+        with _restoring(f"{engine.broker.name} exchange state"):
+            engine.broker.restore(b["state"])
+        broker_note = _describe_broker(engine.broker.name, b["state"])
+    restored_strategies = []
+    for st in engine.strategies:
+        if st.name in saved.strategies:
+            paused, state = saved.strategies[st.name]
+            with _restoring(f"state of strategy {st.name}"):
+                st.restore(state)
+            st.paused = paused
+            restored_strategies.append(st.name)
+    orphans = _cancel_orphans(engine, store) if engine.mode == "paper" else 0
+    return Restored(engine.clock.now(), pf.open_positions(), len(engine.open_orders), orphans, cooldowns,
+                    engine.halted, engine.halt_reason, len(c.get("markets", {})), window_values, restored_strategies,
+                    broker_note, feed_names)
+
+
+def _restore_engine(engine: Engine, es: dict, ts: int, store: Store) -> None:
+    clock_ns = int(es.get("clock_ns", ts))
     if clock_ns > engine.clock.now():
         engine.clock.advance_to(clock_ns)
     engine.resumed = True
@@ -226,55 +295,13 @@ def restore(engine: Engine, saved: Saved, store: Store, feeds: list) -> Restored
     engine.flattening = bool(es.get("flattening", False))
     engine.flat_confirmed = bool(es.get("flat_confirmed", False))
     engine._last_mtm_ts = int(es.get("last_mtm_ts", 0))
-    stats = es.get("stats")
-    if stats:
-        engine.stats = type(engine.stats)(**stats)
+    if es.get("stats"):
+        engine.stats = type(engine.stats)(**_fields(type(engine.stats), es["stats"]))
     for d in es.get("open_orders", []):
         o = order_from_dict(d)
         engine.orders[o.id] = o
         engine.open_orders[o.id] = o
     engine.order_exit_reason.update(es.get("exit_reasons", {}))
-
-    window_values = 0
-    for sym, ms in c.get("markets", {}).items():
-        m = engine.market(sym)
-        _restore_market(m, ms)
-        window_values += len(ms["liq_threshold"].get("values", []))
-
-    pf = engine.portfolio
-    ps = c.get("portfolio")
-    if ps:
-        pf.restore(ps)
-        pf.counters = {s: SymbolCounters(**v) for s, v in ps.get("counters", {}).items()}
-        pf.closed = store.closed_trades()
-
-    cooldowns = 0
-    if saved.risk is not None and hasattr(engine.risk, "restore"):
-        engine.risk.restore(saved.risk[2])
-        now = engine.clock.now()
-        cooldowns = sum(1 for t in saved.risk[2].get("cooldowns", {}).values() if int(t) > now)
-    if "approval" in c and hasattr(engine.approval, "restore"):
-        engine.approval.restore(c["approval"])
-
-    broker_note = ""
-    b = c.get("broker")
-    if b is not None and engine.broker is not None and b.get("name") == engine.broker.name \
-            and hasattr(engine.broker, "restore"):
-        engine.broker.restore(b["state"])
-        broker_note = _describe_broker(engine.broker.name, b["state"])
-
-    restored_strategies = []
-    for st in engine.strategies:
-        if st.name in saved.strategies:
-            paused, state = saved.strategies[st.name]
-            st.restore(state)
-            st.paused = paused
-            restored_strategies.append(st.name)
-
-    orphans = _cancel_orphans(engine, store) if engine.mode == "paper" else 0
-    return Restored(engine.clock.now(), pf.open_positions(), len(engine.open_orders), orphans, cooldowns,
-                    engine.halted, engine.halt_reason, len(c.get("markets", {})), window_values, restored_strategies,
-                    broker_note, feed_names)
 
 
 def _describe_broker(name: str, state: dict) -> str:
@@ -292,7 +319,7 @@ def _restore_feeds(feeds: list, states: dict, unconsumed: list) -> list[str]:
             continue
         try:
             f.restore(state)
-        except (ValueError, KeyError, TypeError) as exc:
+        except ValueError as exc:
             raise StoreError(f"store error: the database continues another {f.name} feed ({exc}); run with the "
                              "same --seed and settings, or use another --db") from None
         names.append(f.name)
@@ -487,6 +514,8 @@ class StoreService:
         self.restored: Restored | None = None
         self.differences: list[str] = []
         self._last_capture: tuple[int, int] | None = None
+        self._last_capture_wall = 0.0
+        self._force_capture = False  # set for the final flush at stop
 
     @classmethod
     async def open(cls, engine: Engine, feeds: list, settings: Settings, opts: RunOptions) -> StoreService:
@@ -494,7 +523,9 @@ class StoreService:
         svc = cls(engine, feeds, store)
         try:
             await svc._start(settings, opts)
-        except BaseException:
+        except BaseException as exc:
+            if store.run_id:
+                store.end_run(_utc_now(), f"failed to start: {exc}"[:200], None)
             store.close_sync()
             raise
         return svc
@@ -502,12 +533,12 @@ class StoreService:
     async def _start(self, settings: Settings, opts: RunOptions) -> None:
         engine, store = self.engine, self.store
         saved = store.load_checkpoint()
-        if saved is not None:
-            self.restored = restore(engine, saved, store, self.feeds)
         seed = settings.engine.seed if opts.seed is None else opts.seed
         store.begin_run(version=_version(), mode=opts.mode, feed=opts.feed, seed=seed, config=settings.public_dict(),
-                        started_at=_utc_now(), sim_start_ns=engine.clock.now(),
+                        started_at=_utc_now(), sim_start_ns=saved.ts if saved is not None else None,
                         restored_seq=saved.seq if saved is not None else None)
+        if saved is not None:
+            self.restored = restore(engine, saved, store, self.feeds)
         engine.store = store
         store.capture = self._capture
         store.on_failure = self._on_failure
@@ -526,13 +557,24 @@ class StoreService:
             self.engine.log("RECONCILE: positions and open orders agree with the exchange")
         return self.differences
 
-    def _capture(self, rows_pending: bool) -> Checkpoint | None:
-        """A checkpoint, unless nothing at all happened since the last one."""
+    def _capture(self, trading_rows: bool, rows_pending: bool) -> Checkpoint | None:
+        """A checkpoint with every batch that carries orders, fills or funding (so that a committed
+        file is always consistent); otherwise at most once per CHECKPOINT_IDLE_S of wall time.
+
+        Capturing and serializing the whole state costs milliseconds on the event loop that the
+        console shares; doing it every 100 ms batch made keys lag. Between trading rows, an older
+        checkpoint only means a restart replays a little more of the feed.
+        """
         e = self.engine
         key = (e.stats.events, e.clock.now())
-        if not rows_pending and key == self._last_capture:
+        if key == self._last_capture:
+            return None
+        now = time.monotonic()
+        if (not trading_rows and not self._force_capture and self._last_capture is not None
+                and now - self._last_capture_wall < CHECKPOINT_IDLE_S):
             return None
         self._last_capture = key
+        self._last_capture_wall = now
         return capture(e, self.feeds)
 
     def _on_failure(self, error: str) -> None:
@@ -543,5 +585,6 @@ class StoreService:
 
     async def stop(self) -> None:
         engine = self.engine
+        self._force_capture = True  # the final checkpoint is always written
         await self.store.close("clean", _utc_now(), engine.clock.now())
         engine.store = None

@@ -92,8 +92,7 @@ MIGRATIONS: list[str] = [
         leverage REAL NOT NULL,
         exchange_id TEXT NOT NULL,
         source TEXT NOT NULL DEFAULT 'engine'   -- engine | exchange (adopted by reconciliation)
-    );
-    CREATE INDEX orders_status ON orders(status);
+    ) WITHOUT ROWID;
     CREATE TABLE order_events (          -- every state change of every order
         seq INTEGER PRIMARY KEY,
         order_id TEXT NOT NULL,
@@ -103,7 +102,6 @@ MIGRATIONS: list[str] = [
         avg_price REAL NOT NULL,
         reason TEXT NOT NULL
     );
-    CREATE INDEX order_events_order ON order_events(order_id);
     CREATE TABLE fills (
         seq INTEGER PRIMARY KEY,
         run_id INTEGER,
@@ -120,7 +118,6 @@ MIGRATIONS: list[str] = [
         placed_ts INTEGER NOT NULL,
         kind TEXT NOT NULL DEFAULT 'trade'      -- trade | reconcile (adopting the exchange's position)
     );
-    CREATE INDEX fills_symbol_ts ON fills(symbol, ts);
     CREATE INDEX fills_order ON fills(order_id);
     CREATE TABLE positions (             -- one row per position, from open to close
         symbol TEXT NOT NULL,
@@ -141,7 +138,7 @@ MIGRATIONS: list[str] = [
         seq INTEGER NOT NULL,
         run_id INTEGER,
         PRIMARY KEY (symbol, opened_ts)
-    );
+    ) WITHOUT ROWID;
     CREATE INDEX positions_closed ON positions(status, closed_ts);
     CREATE TABLE funding (
         seq INTEGER PRIMARY KEY,
@@ -212,8 +209,8 @@ MIGRATIONS: list[str] = [
 ]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
-# Later rows of a batch may carry an older state of the same order than the durable write
-# that preceded them never does, but the guard keeps an upsert from ever going backwards.
+# The seq guards keep an upsert from ever going back to an older state (a batch retried after
+# a failed write, say, arriving after a newer one).
 _SQL_ORDER = """
 INSERT INTO orders (id, seq, run_id, ts, updated_ts, symbol, side, qty, price, order_type, purpose, strategy,
                     post_only, reduce_only, trigger_price, status, filled_qty, avg_price, reason, reject_reason,
@@ -267,7 +264,7 @@ INSERT INTO engine_state VALUES (?, ?, ?, ?)
 ON CONFLICT(component) DO UPDATE SET seq = excluded.seq, ts = excluded.ts, state = excluded.state
 WHERE excluded.seq > engine_state.seq
 """
-_SQL_RUN_PROGRESS = "UPDATE runs SET sim_stop_ns = ? WHERE id = ?"
+_SQL_RUN_PROGRESS = "UPDATE runs SET sim_stop_ns = ?1, sim_start_ns = coalesce(sim_start_ns, ?1) WHERE id = ?2"
 _SEQ_TABLES = ("order_events", "fills", "positions", "funding", "cascades", "signals", "strategy_state",
                "risk_state", "engine_state", "log")
 
@@ -450,9 +447,10 @@ class _Batch:
 
 
 def order_row(o: Order, seq: int, run_id: int, source: str = "engine") -> tuple:
-    return (o.id, seq, run_id, o.ts, o.updated_ts or o.ts, o.symbol, o.side, o.qty, o.price, o.order_type.value,
-            o.purpose.value, o.strategy, int(o.post_only), int(o.reduce_only), o.trigger_price, o.status.value,
-            o.filled_qty, o.avg_price, o.reason, o.reject_reason, o.leverage, o.exchange_id, source)
+    # The enums are str enums: sqlite3 binds them as their text, no `.value` lookups on the hot path.
+    return (o.id, seq, run_id, o.ts, o.updated_ts or o.ts, o.symbol, o.side, o.qty, o.price, o.order_type,
+            o.purpose, o.strategy, o.post_only, o.reduce_only, o.trigger_price, o.status, o.filled_qty,
+            o.avg_price, o.reason, o.reject_reason, o.leverage, o.exchange_id, source)
 
 
 def _position_row(p: Position, seq: int, run_id: int) -> tuple:
@@ -503,7 +501,8 @@ class Store:
 
     # -- runs -------------------------------------------------------------------------------------
     def begin_run(self, *, version: str, mode: str, feed: str, seed: int | None, config: dict,
-                  started_at: str, sim_start_ns: int, restored_seq: int | None) -> int:
+                  started_at: str, sim_start_ns: int | None, restored_seq: int | None) -> int:
+        """A new runs row (sim_start_ns None: a fresh run, set by its first checkpoint)."""
         cur = self.conn.execute(
             "INSERT INTO runs (version, mode, feed, seed, config, started_at, sim_start_ns, sim_stop_ns, "
             "restored_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -511,9 +510,10 @@ class Store:
         self.run_id = int(cur.lastrowid)
         return self.run_id
 
-    def end_run(self, stopped_at: str, reason: str, sim_stop_ns: int) -> None:
-        self._executor.submit(self._execute, "UPDATE runs SET stopped_at = ?, stop_reason = ?, sim_stop_ns = ? "
-                              "WHERE id = ?", (stopped_at, reason, sim_stop_ns, self.run_id)).result()
+    def end_run(self, stopped_at: str, reason: str, sim_stop_ns: int | None) -> None:
+        self._executor.submit(self._execute, "UPDATE runs SET stopped_at = ?, stop_reason = ?, "
+                              "sim_stop_ns = coalesce(?, sim_stop_ns) WHERE id = ?",
+                              (stopped_at, reason, sim_stop_ns, self.run_id)).result()
 
     # -- hooks the engine calls (cheap: they only buffer, except a durable order) -------------------
     def _next(self) -> int:
@@ -525,9 +525,9 @@ class Store:
 
         Returns False only when a durable write failed: the caller must not send the order.
         """
-        seq = self._next()
+        self._seq = seq = self._seq + 1
         row = order_row(order, seq, self.run_id, source)
-        event = (seq, order.id, order.updated_ts or order.ts, order.status.value, order.filled_qty,
+        event = (seq, order.id, order.updated_ts or order.ts, order.status, order.filled_qty,
                  order.avg_price, order.reject_reason or order.reason)
         if not durable:
             self._buf.orders.append(row)
@@ -543,7 +543,8 @@ class Store:
         return True
 
     def record_fill(self, fill: Fill, kind: str = "trade") -> None:
-        self._buf.fills.append((self._next(), self.run_id, fill.fill_id, fill.order_id, fill.ts, fill.symbol,
+        self._seq += 1
+        self._buf.fills.append((self._seq, self.run_id, fill.fill_id, fill.order_id, fill.ts, fill.symbol,
                                 fill.side, fill.price, fill.qty, fill.fee, fill.liquidity, fill.queue_ahead,
                                 fill.placed_ts, kind))
 
@@ -567,7 +568,8 @@ class Store:
             n = len(buf) // 10
             del buf[:n]
             self.log_dropped += n
-        buf.append((self._next(), self.run_id, ts, level, strategy, message))
+        self._seq += 1
+        buf.append((self._seq, self.run_id, ts, level, strategy, message))
 
     # -- the writer --------------------------------------------------------------------------------
     def start(self) -> None:
@@ -590,7 +592,8 @@ class Store:
         """
         state = None
         if checkpoint and self.capture is not None:
-            cp = self.capture(self._buf.rows > 0)
+            buf = self._buf
+            cp = self.capture(bool(buf.orders or buf.order_events or buf.fills or buf.funding), buf.rows > 0)
             if cp is not None:
                 state = self._checkpoint_rows(cp)
         batch, self._buf = self._buf, _Batch()
@@ -652,6 +655,9 @@ class Store:
     def _commit(self, batch: _Batch) -> None:
         """One transaction on the writer thread."""
         conn = self.conn
+        recorded = batch.rows
+        if len(batch.orders) > 1:  # an order changed several times: only its latest state is upserted
+            batch.orders = list({row[0]: row for row in batch.orders}.values())
         conn.execute("BEGIN IMMEDIATE")
         try:
             for sql, rows in batch.statements():
@@ -665,7 +671,7 @@ class Store:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
-        self.rows_written += batch.rows
+        self.rows_written += recorded
         self.commits += 1
 
     def _execute(self, sql: str, params: tuple) -> None:
@@ -691,7 +697,7 @@ class Store:
         await self.flush()
         if self.run_id and stopped_at:
             try:
-                self.end_run(stopped_at, reason, sim_stop_ns if sim_stop_ns is not None else 0)
+                self.end_run(stopped_at, reason, sim_stop_ns)
             except sqlite3.Error as exc:
                 self._failed(exc)
         self.close_sync()
@@ -708,18 +714,21 @@ class Store:
 
     # -- reads for recovery (at start, before the writer runs) ------------------------------------
     def load_checkpoint(self) -> Saved | None:
+        """The last checkpoint. Rows an earlier checkpoint left (a strategy or feed the last run
+        did not have) are not part of it: what was not running then starts fresh."""
         conn = self.conn
-        rows = conn.execute("SELECT component, seq, ts, state FROM engine_state").fetchall()
-        if not rows:
+        row = conn.execute("SELECT max(seq) FROM engine_state").fetchone()
+        if row[0] is None:
             return None
-        seq = max(r[1] for r in rows)
-        ts = max(r[2] for r in rows)
-        components = {r[0]: orjson.loads(r[3]) for r in rows}
+        seq = row[0]
+        rows = conn.execute("SELECT component, ts, state FROM engine_state WHERE seq = ?", (seq,)).fetchall()
+        components = {r[0]: orjson.loads(r[2]) for r in rows}
         strategies = {r[0]: (bool(r[1]), orjson.loads(r[2]))
-                      for r in conn.execute("SELECT strategy, paused, state FROM strategy_state")}
-        risk_row = conn.execute("SELECT halted, halt_reason, state FROM risk_state WHERE gate = 'risk'").fetchone()
+                      for r in conn.execute("SELECT strategy, paused, state FROM strategy_state WHERE seq = ?", (seq,))}
+        risk_row = conn.execute("SELECT halted, halt_reason, state FROM risk_state WHERE gate = 'risk' AND seq = ?",
+                                (seq,)).fetchone()
         risk = None if risk_row is None else (bool(risk_row[0]), risk_row[1], orjson.loads(risk_row[2]))
-        return Saved(seq, ts, components, strategies, risk)
+        return Saved(seq, rows[0][1], components, strategies, risk)
 
     def closed_trades(self) -> list[ClosedTrade]:
         rows = self.conn.execute(

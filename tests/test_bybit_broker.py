@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 
 import pytest
 from fake_bybit import FakeExchange, FakePrivateStream, FakePublicStream, FakeRestServer
@@ -181,7 +182,7 @@ async def test_terminal_status_waits_for_its_fills_and_early_fills_wait_for_the_
     xid = b.exchange_ids[order.id]
     # Bybit sends "Cancelled, 0.05 executed" before the execution message itself
     b.on_private("order", [ExchangeOrder(xid, order.id, "BTCUSDT", "buy", "Cancelled", "EC_NoError", 0.1, 99.0,
-                                         0.05, 99.0, "Limit", "PostOnly", False, "", None, 1)])
+                                         0.05, 99.0, "Limit", "PostOnly", False, "", None, time.time_ns())])
     assert order.status is OrderStatus.NEW  # held until the fill it counts arrives
     b.on_private("execution", [Execution("x-1", xid, "", "BTCUSDT", "buy", 99.0, 0.05, 0.001, True, "Trade", "", 2)])
     assert order.status is OrderStatus.CANCELLED and order.filled_qty == pytest.approx(0.05)

@@ -16,7 +16,7 @@ from fake_bybit import FakePublicStream
 
 from engine.config import Settings
 from engine.engine import Engine
-from engine.events import Liquidation, Trade
+from engine.events import FeedStatus, Liquidation, Trade
 from engine.feeds.bybit import LIVE, RECONNECTING, REJECTED, STALE, Backoff, BybitPublicFeed, RateLimitedLog
 
 SYMS = ["BTCUSDT", "ETHUSDT"]
@@ -43,6 +43,7 @@ class Harness:
     def __init__(self, server: FakePublicStream, settings: Settings, emit_delay: float = 0.0):
         self.server = server
         self.engine = Engine(settings)
+        self.notes = self.engine.notifier.subscribe()
         self.feed = BybitPublicFeed(settings, SYMS, server.url, seed=3)
         self.feed.attach(self.engine)
         self.events: list = []
@@ -114,6 +115,10 @@ async def test_subscribes_one_symbol_per_request_and_streams_every_kind(harness,
     assert states["bybit.ETHUSDT.allLiquidation"] == LIVE and states["bybit.BTCUSDT.tickers"] == LIVE
     assert harness.feed.counters["malformed"] == 0 and harness.feed.counters["reconnects"] == 0
     assert all(e.recv_ts > 0 for e in harness.events)
+    feed_notes = [p for kind, p in harness.notes.drain() if kind == "feed"]
+    assert any(isinstance(p, FeedStatus) and (p.symbol, p.topic, p.state) == ("BTCUSDT", "orderbook", LIVE)
+               for p in feed_notes)
+    assert any(p.feed == "bybit" and not p.symbol and p.state == LIVE for p in feed_notes)
 
 
 async def test_dropped_connection_reconnects_resubscribes_and_resyncs(harness, server):

@@ -121,6 +121,18 @@ def test_position_is_closed_at_market_30_minutes_after_the_fill():
     assert w.orders(ETH) == [] and w.summary()["timeouts"] == 1 and w.summary()["exits"] == {"timeout": 1}
 
 
+def test_a_paused_strategy_still_times_its_position_out_but_takes_no_new_signal():
+    w = long_eth()
+    assert w.engine.pause_strategy("cascade") and w.strategy.paused
+    w.wait(1800)
+    w.around(ETH, 2497.0)
+    w.wait(0.3)
+    assert [t.exit_reason for t in w.closed()] == ["timeout"]
+    w.around(ETH, 2500.0, dt=400)
+    w.cascade(ETH, "long")
+    assert len(w.alerts()) == 1 and w.entry() is None  # paused: the new cascade is not acted on
+
+
 def test_entry_postonly_reject_frees_the_symbol():
     w = World()
     w.around(ETH, 2500.0)
@@ -186,6 +198,36 @@ def test_a_refused_stop_loss_closes_the_position_at_market():
     assert w.log_has("ETHUSDT stop loss refused (trigger price invalid): closing at market")
     w.engine.on_fill(Fill(w.now, close.id, ETH, "sell", 2495.0, 1.2, 1.6, "taker"))
     assert w.closed()[0].exit_reason == "sl"
+
+
+def test_a_refused_close_is_sent_again_with_its_reason():
+    w, b = scripted()
+    entry = b.sent[0]
+    w.engine.on_fill(Fill(w.now, entry.id, ETH, "buy", 2496.25, 1.2, 0.6, "maker"))
+    w.engine.on_order_update(OrderUpdate(w.now, b.sent[2].id, OrderStatus.REJECTED, "bad trigger"))
+    first = b.sent[-1]
+    w.engine.on_order_update(OrderUpdate(w.now, first.id, OrderStatus.REJECTED, "no liquidity"))
+    assert w.log_has("ETHUSDT close refused (no liquidity): retrying in 5 s")
+    w.wait(4.9)
+    assert b.sent[-1] is first
+    w.wait(0.1)
+    again = b.sent[-1]
+    assert again is not first and again.order_type is OrderType.MARKET
+    assert w.log_has("close at market again (sl)")
+    w.engine.on_fill(Fill(w.now, again.id, ETH, "sell", 2495.0, 1.2, 1.6, "taker"))
+    assert w.closed()[0].exit_reason == "sl"
+
+
+def test_an_entry_approved_after_its_timeout_is_cancelled_once_working():
+    w = World(approval={"mode": "manual", "timeout_s": 3600.0}, cascade={"entry_timeout_s": 60.0})
+    w.around(ETH, 2500.0)
+    w.cascade(ETH, "long")
+    w.wait(61)
+    assert len(w.approval.pending()) == 1
+    w.around(ETH, 2500.0)
+    order = w.engine.approve(1)
+    w.wait(0.5)
+    assert order.status is OrderStatus.CANCELLED and not w.strategy.state[ETH].entry_open
 
 
 def test_strategy_state_round_trips_with_timers_due():

@@ -56,6 +56,16 @@ def test_prices_and_quantities_go_on_the_grid_never_more_aggressive():
     assert "rounds to zero" in reason(w, entry(qty=0.004))
 
 
+@pytest.mark.parametrize("qty,price,trigger", [(0.0, 2490.0, None), (-1.0, 2490.0, None),
+                                               (float("nan"), 2490.0, None), (1.0, float("inf"), None),
+                                               (1.0, -5.0, None), (1.0, None, float("nan"))])
+def test_bad_numbers_are_refused_not_crashed_on(qty, price, trigger):
+    w = world()
+    bad = PlaceOrder(ETH, "sell", qty, price, OrderType.LIMIT if price else OrderType.STOP,
+                     trigger_price=trigger, purpose=Purpose.STOP_LOSS)
+    assert reason(w, bad).startswith("invalid order")  # exits too: nothing can put garbage on the wire
+
+
 def test_exits_are_only_rounded_never_blocked():
     w = world(risk={"blacklist": [ETH]})
     w.risk.state.daily.blocked_until = w.now + NS * 3600
@@ -125,6 +135,16 @@ def test_stale_book_or_no_price_blocks_entries():
     w.around(ETH, 2500.0)
     assert reason(w, entry()) == ""
     assert "no market price" in reason(w, PlaceOrder("NEWUSDT", "buy", 1.0, None, OrderType.MARKET))
+
+
+def test_a_live_feed_resyncing_the_book_blocks_entries_on_that_symbol_only():
+    w = world()
+    w.around(ETH, 2500.0)
+    w.engine.feed_states[f"book.{ETH}"] = "RECONNECTING"
+    assert reason(w, entry()) == f"{ETH} book is RECONNECTING"
+    assert reason(w, entry("SOLUSDT", 10, 179.0)) == ""
+    w.engine.feed_states[f"book.{ETH}"] = "LIVE"
+    assert reason(w, entry()) == ""
 
 
 def test_cooldown_after_a_closed_trade_uses_the_strategy_setting():

@@ -305,3 +305,12 @@ def test_a_fill_is_recorded_before_views_see_the_position_change(tmp_path):
     assert fills_when_position_shown == [1]
     assert ("position", engine.portfolio.positions["ETHUSDT"]) in view.drain()
     store.close_sync()
+
+
+def test_the_log_buffer_is_bounded_when_the_disk_stalls(tmp_path):
+    s = Store(tmp_path / "b.db", log_retention_rows=1000)
+    for i in range(5000):
+        s.log(T0 + i, "info", "", f"line {i}")
+    assert len(s._buf.log) <= 1000 and s.log_dropped == 5000 - len(s._buf.log)
+    assert s._buf.log[-1][-1] == "line 4999"  # the oldest lines go first
+    s.close_sync()

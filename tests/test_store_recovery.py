@@ -14,7 +14,7 @@ from engine import cli
 from engine.config import Settings
 from engine.events import NS
 from engine.orders import Fill, Order, OrderStatus, OrderType, PlaceOrder, Position, Purpose
-from engine.recovery import StoreService, reconcile
+from engine.recovery import StoreService, encode_event, reconcile
 from engine.runtime import RunOptions, build_engine
 from engine.store import Store
 
@@ -141,6 +141,23 @@ def test_an_order_committed_after_the_last_checkpoint_is_cancelled_and_its_id_ne
     asyncio.run(restart())
     conn = sqlite3.connect(db)
     assert conn.execute("SELECT status FROM orders WHERE id = 'L-41'").fetchone()[0] == "cancelled"
+
+
+def test_the_event_read_but_not_dispatched_at_a_stop_is_kept_through_any_number_of_restarts(tmp_path):
+    db = tmp_path / "p.db"
+    first, _ = asyncio.run(_segment(db, 120.0))
+    pending = encode_event(first.unconsumed)
+    assert pending is not None and pending["event"].ts > first.clock.now()
+
+    async def restore_and_crash_before_dispatching():
+        engine, feeds = build_engine(SETTINGS, opts(db, 60.0))
+        svc = await StoreService.open(engine, feeds, SETTINGS, opts(db, 60.0))
+        assert [encode_event(e) for e in feeds[0].pending] == [pending]
+        await svc.store.flush()  # a checkpoint before the run has taken anything from the feed
+        svc.store.close_sync()
+
+    asyncio.run(restore_and_crash_before_dispatching())
+    asyncio.run(restore_and_crash_before_dispatching())  # ... and again, from that checkpoint
 
 
 def test_a_database_of_another_seed_is_refused(tmp_path, capsys):
@@ -317,3 +334,37 @@ def test_db_check_on_a_bad_file_exits_2_with_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "not a SQLite database" in err
     assert cli.main(["history", "--db", str(tmp_path / "missing.db")]) == 2
+
+
+def test_an_unreachable_exchange_leaves_the_restored_state_alone(tmp_path, monkeypatch):
+    class Down(FakeExchange):
+        async def positions(self) -> list[Position]:
+            raise ConnectionError("connection refused")
+
+    monkeypatch.setattr("engine.runtime._execution", lambda settings, o: {"broker": Down([], [])})
+    lines: list[str] = []
+
+    async def start():
+        engine, svc = await _open(tmp_path / "u.db", mode="demo", lines=lines)
+        fill = Fill(1, "L-1", "ETHUSDT", "buy", 2500.0, 1.0, 0.0, "maker")
+        engine.portfolio.apply_fill(fill)
+        assert await svc.reconcile() == [
+            "could not read the exchange (ConnectionError: connection refused); kept the restored state"]
+        assert engine.portfolio.positions["ETHUSDT"].qty == 1.0
+        await svc.stop()
+
+    asyncio.run(start())
+    assert any("RECONCILE could not read the exchange" in ln for ln in lines)
+
+
+def test_a_saved_state_that_no_longer_fits_is_a_one_line_error(tmp_path):
+    db = tmp_path / "x.db"
+    asyncio.run(_segment(db, 60.0))
+    conn = sqlite3.connect(db)
+    conn.execute("""UPDATE engine_state SET state = '{"clock_ns": 5, "open_orders": [{"id": "L-1"}]}'
+                    WHERE component = 'engine'""")
+    conn.commit()
+    conn.close()
+    with pytest.raises(Exception, match=r"cannot restore the engine state saved in the database \(KeyError") as err:
+        asyncio.run(_open(db))
+    assert type(err.value).__name__ == "StoreError" and "\n" not in str(err.value)

@@ -146,12 +146,14 @@ def test_liquidation_fields_follow_bybit_semantics(hour):
     assert liqs
     for liq in liqs:
         assert (liq.side, liq.raw_side) in {("long", "Buy"), ("short", "Sell")}
+        assert liq.recv_ts == liq.ts
     # each liquidation is printed as a taker trade 1 µs later, in its direction
     trades = {(e.symbol, e.ts): e for e in evs if isinstance(e, Trade)}
     for liq in liqs[:50]:
         t = trades.get((liq.symbol, liq.ts + 1000))
         if t is not None:
             assert t.side == ("sell" if liq.side == "long" else "buy") and t.qty == liq.qty
+            assert t.trade_id.isdigit() and t.recv_ts == t.ts
             # bankruptcy-like: beyond the price the print got
             assert (liq.price < t.price) if liq.side == "long" else (liq.price > t.price)
 
@@ -224,7 +226,7 @@ def days3() -> tuple[SyntheticMarket, dict[str, tuple[np.ndarray, np.ndarray]], 
     marks = {}
     for sym in SYMBOLS:
         tk = [e for e in evs if isinstance(e, Ticker) and e.symbol == sym]
-        marks[sym] = (np.array([t.ts for t in tk]), np.array([t.mark for t in tk]), np.array([t.open_interest for t in tk]))
+        marks[sym] = tuple(np.array([getattr(t, f) for t in tk]) for f in ("ts", "mark", "open_interest"))
     return m, marks, [e for e in evs if isinstance(e, Liquidation)]
 
 
@@ -250,21 +252,24 @@ def test_episodes_recorded_with_kind_direction_and_informed_share(days3):
 
 def test_forced_episodes_revert_and_informed_do_not(days3):
     m, marks, _ = days3
-    after = {"forced": [], "informed": []}
+    moved = {"forced": 0.0, "informed": 0.0}
+    back = {"forced": 0.0, "informed": 0.0}
+    count = {"forced": 0, "informed": 0}
     for e in m.episodes:
-        if e.impact_bps < 10 or e.end_ts > m.start_ns + 3 * 86400 * NS - 600 * NS:
+        if e.end_ts > m.start_ns + 3 * 86400 * NS - 600 * NS:
             continue
         s = marks[e.symbol]
+        push = -1.0 if e.direction == "long" else 1.0  # liquidated longs push the price down
         p_end = at(s, e.end_ts + 5 * NS)  # the first ticker after the episode
-        move = math.log(p_end / e.start_price)
-        if move == 0.0:
-            continue
-        later = math.log(at(s, e.end_ts + 305 * NS) / p_end)
-        after[e.kind].append(-later / move)  # share of the episode's move given back within 5 minutes
-    assert len(after["forced"]) > 40 and len(after["informed"]) > 15
-    assert statistics.mean(after["forced"]) > 0.25
-    assert statistics.mean(after["informed"]) < 0.1
-    assert statistics.mean(after["forced"]) - statistics.mean(after["informed"]) > 0.3
+        moved[e.kind] += push * math.log(p_end / e.start_price)
+        back[e.kind] -= push * math.log(at(s, e.end_ts + 305 * NS) / p_end)
+        count[e.kind] += 1
+    assert count["forced"] > 40 and count["informed"] > 15
+    assert moved["forced"] > 0 and moved["informed"] > 0  # episodes move the price their way
+    given_back = {k: back[k] / moved[k] for k in moved}  # share of the move given back within 5 minutes
+    assert given_back["forced"] > 0.3
+    assert given_back["informed"] < 0.2
+    assert given_back["forced"] - given_back["informed"] > 0.25
 
 
 def test_open_interest_drops_by_about_the_liquidated_size(days3):

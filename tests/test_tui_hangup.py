@@ -1,6 +1,7 @@
 """A dropped SSH session: the console runs on a pseudo-terminal whose master side is then
 closed (the kernel hangs up the terminal and sends SIGHUP). The app must stop as cleanly as
-`q`: the engine stopped, the clean-stop line in the log, exit code 0, and no traceback."""
+`q`: the engine stopped, the clean-stop line in the log, the store's file consistent, exit
+code 0, and no traceback."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import os
 import pty
 import select
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -61,3 +63,7 @@ def test_sighup_stops_like_quit(tmp_path: Path):
     log = (tmp_path / "liqdesk.log").read_text(encoding="utf-8")
     assert "console stopping (SIGHUP)" in log
     assert "Traceback" not in log
+    # the state was saved: the store's own integrity check passes on the file it left
+    check = subprocess.run(["liqdesk", "db", "check", "--db", str(tmp_path / "t.db")], capture_output=True,
+                           text=True, timeout=60)
+    assert check.returncode == 0, check.stdout + check.stderr

@@ -8,7 +8,7 @@ the market (and the paper exchange's latency timers) on to t seconds.
 from __future__ import annotations
 
 import pytest
-from textual.widgets import Input, Label, Log
+from textual.widgets import Input, Label
 
 from engine.orders import Purpose
 from tui.app import LiqdeskApp
@@ -18,6 +18,7 @@ from tui.screens.help import HelpScreen
 from tui.screens.main import MainScreen
 from tui.screenshots import settle
 from tui.widgets.orders import ORDER, OrdersTable
+from tui.widgets.output import OutputLog
 from tui.widgets.positions import PositionsTable
 
 SIZES = [(120, 40), (80, 24)]
@@ -99,7 +100,7 @@ async def test_trading_keys(size):
         await pilot.press("p")
         assert not eng.strategies[0].paused
 
-        log = app.query_one("#log", Log)
+        log = app.query_one(OutputLog)
         total = log.line_count
         await pilot.press("slash")
         assert isinstance(app.focused, Input)

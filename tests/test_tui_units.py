@@ -13,7 +13,7 @@ from textual.widgets import Input, Label
 
 from engine.config import ConfigError, Settings
 from engine.engine import Engine
-from engine.runtime import RunOptions
+from engine.runtime import RunOptions, build_engine
 from engine.strategies.base import Gauge
 from tui.app import LiqdeskApp, validate_keymap
 from tui.demo import DemoSession
@@ -22,7 +22,7 @@ from tui.screens.main import KEYS, MainScreen
 from tui.screenshots import demo_app, settle
 from tui.widgets.fmt import fmt_duration, fmt_price, fmt_qty, fmt_usd_short, price_decimals
 from tui.widgets.gauges import MARK, bar
-from tui.widgets.status import loss_limit_state
+from tui.widgets.status import feed_state, loss_limit_state
 
 
 def test_engine_never_imports_textual_or_tui():
@@ -158,3 +158,34 @@ async def test_keys_are_in_the_command_palette():
         assert halt.help == "key: h"
         await halt.callback()
         assert app.engine.halted
+
+
+def test_feed_state_is_the_worst_reported():
+    session = DemoSession()
+    eng = session.engine
+    assert feed_state(eng, running=False, progressing=False) == "STOPPED"
+    assert feed_state(eng, running=True, progressing=True) == "LIVE"
+    assert feed_state(eng, running=True, progressing=False) == "STALE"
+    eng.feed_states.update({"bybit": "LIVE", "bybit.BTCUSDT.orderbook": "REJECTED"})
+    assert feed_state(eng, running=True, progressing=True) == "STALE"
+    eng.feed_states["bybit"] = "RECONNECTING"
+    assert feed_state(eng, running=True, progressing=True) == "RECONNECTING"
+
+
+async def test_a_corrupt_database_stops_the_console_with_exit_2(tmp_path):
+    """As headless: the store refuses the file (one line, exit 2), and the file is left untouched."""
+    bad = tmp_path / "bad.db"
+    bad.write_bytes(bytes(range(256)) * 64)
+    before = bad.read_bytes()
+    settings = Settings()
+    settings.engine.log_file = ""
+    opts = RunOptions(db=str(bad))
+    engine, feeds = build_engine(settings, opts)
+    app = LiqdeskApp(engine, feeds, settings=settings, opts=opts)
+    async with app.run_test(size=(80, 24)) as pilot:
+        for _ in range(200):  # wait for the store to refuse the file (not a fixed sleep)
+            if app.return_code is not None:
+                break
+            await pilot.pause(0.05)
+    assert app.return_code == 2
+    assert bad.read_bytes() == before

@@ -145,6 +145,7 @@ class BybitBroker:
         self.counters: dict[str, int] = dict.fromkeys(
             ("orders", "rejects", "fills", "duplicate_fills", "foreign_fills", "cancels", "post_only_rejects",
              "reconciles"), 0)
+        self._position_updates: dict[str, int] = {}  # stream position messages per symbol
         self._exec_qty: dict[str, float] = {}
         self._held: dict[str, tuple[int, OrderStatus, str, float]] = {}  # our id -> held terminal update
         self._seen_execs: OrderedDict[str, None] = OrderedDict()
@@ -277,6 +278,10 @@ class BybitBroker:
         except BybitRestError as exc:
             self._update(order.id, OrderStatus.REJECTED, f"bybit {exc.code}: {exc.message}")
             return
+        except Exception as exc:  # never leave an order PENDING because of a bug on our side
+            self._log(f"placing {order.id} failed: {type(exc).__name__}: {exc}", "error")
+            self._update(order.id, OrderStatus.REJECTED, f"not sent: {type(exc).__name__}")
+            return
         finally:
             self._placing -= 1
             self._release_orphans()
@@ -371,10 +376,8 @@ class BybitBroker:
     def _update(self, order_id: str, status: OrderStatus, reason: str = "", ts: int = 0) -> None:
         assert self.engine is not None
         o = self.engine.orders.get(order_id)
-        if o is None or o.status is OrderStatus.FILLED or (o.status is status and not reason):
-            return
-        if status in (OrderStatus.NEW, OrderStatus.UNTRIGGERED) and not o.status.is_open:
-            return
+        if o is None or not o.status.is_open or o.status is status:
+            return  # closed orders stay closed; repeats of the same state say nothing new
         if status is OrderStatus.NEW and o.status is OrderStatus.PARTIALLY_FILLED:
             return
         if status is OrderStatus.REJECTED:
@@ -385,6 +388,9 @@ class BybitBroker:
         oid = self._our_id(x.order_id, x.link_id)
         if oid is None:
             return  # not ours (placed elsewhere): positions and fills still reconcile
+        seen = self.exchange_orders.get(oid)
+        if seen is not None and seen.ts > x.ts:
+            return  # an older state (a REST list that raced the stream)
         self.exchange_orders[oid] = x
         if x.status in WORKING:
             self._update(oid, WORKING[x.status], ts=x.ts)
@@ -453,6 +459,7 @@ class BybitBroker:
 
     def _on_position(self, p: ExchangePosition) -> None:
         assert self.engine is not None
+        self._position_updates[p.symbol] = self._position_updates.get(p.symbol, 0) + 1
         self.positions[p.symbol] = p.qty
         self.exchange_positions[p.symbol] = p
         self.engine.notify("exchange_position", p)
@@ -462,18 +469,22 @@ class BybitBroker:
 
     # -- reconciliation ------------------------------------------------------------------------
     async def _sync_positions(self) -> None:
+        """Positions over REST. A symbol the stream updated while the request was out keeps the
+        stream's (newer) value: the REST answer may predate it."""
+        before = dict(self._position_updates)
         try:
             rows = await self.rest.positions()
         except BybitRestError as exc:
             self._log(f"position list failed: {exc}", "warn")
             return
-        held = {p.symbol for p in rows}
-        for sym in self.positions:  # the list leaves out flat positions
-            if sym not in held:
-                self.positions[sym] = 0.0
-        for p in rows:
-            self.positions[p.symbol] = p.qty
-            self.exchange_positions[p.symbol] = p
+        fresh = {p.symbol: p for p in rows}
+        for sym in set(self.positions) | set(fresh):
+            if self._position_updates.get(sym, 0) != before.get(sym, 0):
+                continue
+            p = fresh.get(sym)
+            self.positions[sym] = p.qty if p is not None else 0.0  # the list leaves out flat positions
+            if p is not None:
+                self.exchange_positions[sym] = p
 
     async def reconcile(self) -> None:
         """Catch up on what the stream may have missed: executions, open orders, positions."""

@@ -227,14 +227,19 @@ class PaperExchange:
         else:
             self._arrive_limit(o, self._book_market(o.symbol).book)
 
+    def _tolerance(self, symbol: str) -> float:
+        """Prices within a millionth of a tick are the same price (feeds carry float noise)."""
+        return self.engine.instrument(symbol).tick_size * 1e-6 if self.engine is not None else 1e-12
+
     def _arrive_limit(self, o: PaperOrder, book: OrderBook) -> None:
         assert o.price is not None
+        tol = self._tolerance(o.symbol)
         if o.side == "buy":
             best = book.best_ask
-            crosses = best is not None and o.price >= best
+            crosses = best is not None and o.price >= best - tol
         else:
             best = book.best_bid
-            crosses = best is not None and o.price <= best
+            crosses = best is not None and o.price <= best + tol
         if crosses:
             if o.post_only:
                 self._reject(o, f"PostOnly {o.side} {o.price:g} would take liquidity (best "
@@ -335,7 +340,7 @@ class PaperExchange:
         stops: list[PaperOrder] = []
         makers: list[PaperOrder] = []
         lot = self.engine.instrument(ev.symbol).qty_step if self.engine else 1.0
-        tol = self.engine.instrument(ev.symbol).tick_size * 1e-6 if self.engine else 1e-12
+        tol = self._tolerance(ev.symbol)
         for o in orders.values():
             if o.order_type == "stop":
                 if _stop_triggered(o, p):
@@ -363,15 +368,16 @@ class PaperExchange:
     def _on_book(self, symbol: str, orders: dict[str, PaperOrder]) -> None:
         book = self._book_market(symbol).book
         best_bid, best_ask = book.best_bid, book.best_ask
+        tol = self._tolerance(symbol)
         crossed: list[PaperOrder] = []
         for o in orders.values():
             if o.order_type != "limit":
                 continue
             if o.side == "buy":
-                if best_ask is not None and best_ask <= o.price:
+                if best_ask is not None and best_ask <= o.price + tol:
                     crossed.append(o)
                     continue
-            elif best_bid is not None and best_bid >= o.price:
+            elif best_bid is not None and best_bid >= o.price - tol:
                 crossed.append(o)
                 continue
             new = _level_size(book, o.side, o.price)

@@ -16,6 +16,7 @@ the store through `snapshot()`/`restore()`.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -108,8 +109,9 @@ class Risk:
         """Put price, trigger and qty on the grid. A buy limit rounds down and a sell limit up,
         so rounding never makes an order more aggressive than the strategy asked."""
         inst = engine.instrument(intent.symbol)
-        if not intent.qty > 0 or (intent.price is not None and not intent.price > 0):
-            return f"invalid order: qty {intent.qty} price {intent.price}"
+        if not all(v is None or (math.isfinite(v) and v > 0) for v in (intent.qty, intent.price,
+                                                                      intent.trigger_price)):
+            return f"invalid order: qty {intent.qty} price {intent.price} trigger {intent.trigger_price}"
         intent.qty = inst.round_qty(intent.qty)
         if intent.price is not None:
             intent.price = inst.round_price(intent.price, "down" if intent.side == "buy" else "up")
@@ -140,6 +142,9 @@ class Risk:
             return f"no market price for {sym}"
         if m is not None and m.book_ts and now - m.book_ts > cfg.stale_book_s * NS:
             return f"{sym} book is stale ({(now - m.book_ts) / NS:.0f} s old)"
+        feed_book = engine.feed_states.get(f"book.{sym}", "LIVE")  # set by live feeds (Bybit) on resync/stale
+        if feed_book != "LIVE":
+            return f"{sym} book is {feed_book}"
         inst = engine.instrument(sym)
         max_lev = min(cfg.max_leverage, inst.max_leverage)
         if intent.leverage > max_lev:

@@ -35,7 +35,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from itertools import repeat
+from itertools import islice, repeat
 from typing import Any
 
 import numpy as np
@@ -82,6 +82,8 @@ _IMPACT_CAP = 0.003  # one liquidation moves the price at most 30 bps
 _TRANSIENT_FLOOR = 1e-7  # a reverting episode is forgotten below 0.001 bp
 _THIN_PER_STRESS = 0.1  # visible depth = base / (1 + 0.1·stress), ...
 _THIN_FLOOR = 0.25  # ... but never below a quarter of it
+_FRESH_BELOW_THIN = 0.97  # a thinner book is drawn afresh rather than from the resting ladder
+_LEVEL_REFRESH_PER_S = 0.05  # a resting level is re-sized about every 20 s
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,42 +124,42 @@ class SymbolProfile:
 PROFILES: dict[str, SymbolProfile] = {
     "BTCUSDT": SymbolProfile(
         price=95_000.0, vol_daily=0.028, p95_usd=200_000.0,
-        bg_per_day=1500.0, bg_branching=0.65, bg_decay_s=20.0, bg_median_usd=4104.0, bg_sigma=1.1,
+        bg_per_day=1500.0, bg_branching=0.65, bg_decay_s=20.0, bg_median_usd=4_100.0, bg_sigma=1.1,
         episodes_per_day=7.3, episode_regularity=16.0, episode_children=12.0, episode_children_sigma=0.25,
-        episode_branching=0.3, episode_decay_s=5.4, ep_median_usd=41042.0, ep_sigma=1.0, ep_heat_exp=1.0,
-        impact_bps_per_depth=35.0, depth_touch=2.5, level_gap_ticks=1.6, spread_ticks=1,
+        episode_branching=0.3, episode_decay_s=5.4, ep_median_usd=41_000.0, ep_sigma=1.0, ep_heat_exp=1.0,
+        impact_bps_per_depth=25.0, depth_touch=2.5, level_gap_ticks=1.6, spread_ticks=1,
         spread_widen_ticks=4.0, max_spread_ticks=80, trade_rate=2.5, trade_median_usd=2_500.0,
         open_interest=55_000.0),
     "ETHUSDT": SymbolProfile(
         price=3_300.0, vol_daily=0.038, p95_usd=80_000.0,
-        bg_per_day=1800.0, bg_branching=0.65, bg_decay_s=20.0, bg_median_usd=1816.0, bg_sigma=1.1,
+        bg_per_day=1800.0, bg_branching=0.65, bg_decay_s=20.0, bg_median_usd=1_800.0, bg_sigma=1.1,
         episodes_per_day=9.45, episode_regularity=16.0, episode_children=12.0, episode_children_sigma=0.25,
-        episode_branching=0.3, episode_decay_s=4.9, ep_median_usd=14530.0, ep_sigma=1.0, ep_heat_exp=1.0,
-        impact_bps_per_depth=100.0, depth_touch=40.0, level_gap_ticks=1.6, spread_ticks=1,
+        episode_branching=0.3, episode_decay_s=4.9, ep_median_usd=14_500.0, ep_sigma=1.0, ep_heat_exp=1.0,
+        impact_bps_per_depth=47.0, depth_touch=40.0, level_gap_ticks=1.6, spread_ticks=1,
         spread_widen_ticks=4.0, max_spread_ticks=80, trade_rate=2.2, trade_median_usd=1_800.0,
         open_interest=1_100_000.0),
     "SOLUSDT": SymbolProfile(
         price=190.0, vol_daily=0.05, p95_usd=15_000.0,
-        bg_per_day=1100.0, bg_branching=0.65, bg_decay_s=20.0, bg_median_usd=309.0, bg_sigma=1.1,
+        bg_per_day=1100.0, bg_branching=0.65, bg_decay_s=20.0, bg_median_usd=310.0, bg_sigma=1.1,
         episodes_per_day=7.2, episode_regularity=16.0, episode_children=12.0, episode_children_sigma=0.25,
-        episode_branching=0.3, episode_decay_s=4.3, ep_median_usd=2317.0, ep_sigma=1.0, ep_heat_exp=1.0,
+        episode_branching=0.3, episode_decay_s=4.3, ep_median_usd=2_300.0, ep_sigma=1.0, ep_heat_exp=1.0,
         impact_bps_per_depth=140.0, depth_touch=250.0, level_gap_ticks=1.2, spread_ticks=1,
         spread_widen_ticks=1.5, max_spread_ticks=30, trade_rate=1.8, trade_median_usd=900.0,
         open_interest=9_000_000.0),
     "XRPUSDT": SymbolProfile(
         price=2.3, vol_daily=0.05, p95_usd=10_000.0,
-        bg_per_day=900.0, bg_branching=0.65, bg_decay_s=20.0, bg_median_usd=212.0, bg_sigma=1.1,
+        bg_per_day=900.0, bg_branching=0.65, bg_decay_s=20.0, bg_median_usd=210.0, bg_sigma=1.1,
         episodes_per_day=5.5, episode_regularity=16.0, episode_children=12.0, episode_children_sigma=0.25,
-        episode_branching=0.3, episode_decay_s=4.1, ep_median_usd=1703.0, ep_sigma=1.0, ep_heat_exp=1.0,
-        impact_bps_per_depth=340.0, depth_touch=25_000.0, level_gap_ticks=1.05, spread_ticks=1,
+        episode_branching=0.3, episode_decay_s=4.1, ep_median_usd=1_700.0, ep_sigma=1.0, ep_heat_exp=1.0,
+        impact_bps_per_depth=275.0, depth_touch=25_000.0, level_gap_ticks=1.05, spread_ticks=1,
         spread_widen_ticks=1.0, max_spread_ticks=20, trade_rate=1.5, trade_median_usd=600.0,
         open_interest=450_000_000.0),
     "DOGEUSDT": SymbolProfile(
         price=0.33, vol_daily=0.055, p95_usd=10_000.0,
-        bg_per_day=800.0, bg_branching=0.65, bg_decay_s=20.0, bg_median_usd=243.0, bg_sigma=1.1,
+        bg_per_day=800.0, bg_branching=0.65, bg_decay_s=20.0, bg_median_usd=240.0, bg_sigma=1.1,
         episodes_per_day=4.5, episode_regularity=16.0, episode_children=12.0, episode_children_sigma=0.25,
-        episode_branching=0.3, episode_decay_s=3.7, ep_median_usd=1954.0, ep_sigma=1.0, ep_heat_exp=1.0,
-        impact_bps_per_depth=260.0, depth_touch=250_000.0, level_gap_ticks=1.05, spread_ticks=1,
+        episode_branching=0.3, episode_decay_s=3.7, ep_median_usd=1_950.0, ep_sigma=1.0, ep_heat_exp=1.0,
+        impact_bps_per_depth=300.0, depth_touch=250_000.0, level_gap_ticks=1.05, spread_ticks=1,
         spread_widen_ticks=1.0, max_spread_ticks=20, trade_rate=1.5, trade_median_usd=500.0,
         open_interest=4_500_000_000.0),
 }
@@ -209,10 +211,9 @@ def parse_utc(text: str) -> int:
     return (dt - _EPOCH) // timedelta(microseconds=1) * 1000
 
 
-def _thin(z: float | np.ndarray) -> float | np.ndarray:
+def _thin(z: np.ndarray) -> np.ndarray:
     """Share of the calm visible depth left at stress z."""
-    return np.maximum(_THIN_FLOOR, 1.0 / (1.0 + _THIN_PER_STRESS * z)) if isinstance(z, np.ndarray) \
-        else max(_THIN_FLOOR, 1.0 / (1.0 + _THIN_PER_STRESS * z))
+    return np.maximum(_THIN_FLOOR, 1.0 / (1.0 + _THIN_PER_STRESS * z))
 
 
 def _decimals(step: float) -> int:
@@ -225,26 +226,17 @@ def _decayed(ev_t: np.ndarray, amounts: np.ndarray, tau: float, v0: float, q: np
 
     Returns (values at q, value just after the last event, time of the last event).
     side="left" excludes an event at exactly q (the price a liquidation itself sees).
+    Within a chunk t ≤ 600 s and every τ here is ≥ 20 s, so e^(t/τ) stays small.
     """
-    n = len(ev_t)
-    if n == 0:
+    if len(ev_t) == 0:
         return v0 * np.exp(-q / tau), v0, 0.0
-    after = np.empty(n)
-    v, prev = v0, 0.0
-    for i, (t, a) in enumerate(zip(ev_t.tolist(), amounts.tolist())):
-        v = v * math.exp(-(t - prev) / tau) + a
-        prev = t
-        after[i] = v
+    scale = np.exp(ev_t / tau)
+    after = (v0 + np.cumsum(amounts * scale)) / scale  # value just after each event
     idx = np.searchsorted(ev_t, q, side) - 1
-    has = idx >= 0
-    j = np.where(has, idx, 0)
-    base_v = np.where(has, after[j], v0)
-    base_t = np.where(has, ev_t[j], 0.0)
-    return base_v * np.exp(-(q - base_t) / tau), v, prev
-
-
-def _decayed_end(v_last: float, t_last: float, tau: float, T: float) -> float:
-    return v_last * math.exp(-(T - t_last) / tau)
+    j = np.maximum(idx, 0)
+    base_v = np.where(idx >= 0, after[j], v0)
+    base_t = np.where(idx >= 0, ev_t[j], 0.0)
+    return base_v * np.exp(-(q - base_t) / tau), float(after[-1]), float(ev_t[-1])
 
 
 def _copy_state(state: dict) -> dict:
@@ -337,9 +329,7 @@ class _SymbolGenerator:
         self.qdec = _decimals(inst.qty_step)
         L = settings.synthetic.book_levels
         self.levels = L
-        self.depth_usd = profile.depth_touch * L * 1.4 * profile.price  # ≈ one side's visible notional
-        self.level_shape = 0.6 + 0.8 * np.arange(L) / max(L - 1, 1)  # thicker away from the touch
-        self.trade_prefix = symbol[:3]
+        self.depth_usd = profile.depth_touch * L * profile.price  # one side's calm visible notional
 
     def rng(self, chunk: int, stream: int) -> np.random.Generator:
         return np.random.default_rng(np.random.SeedSequence([self.seed, self.key, chunk, stream]))
@@ -348,7 +338,7 @@ class _SymbolGenerator:
     def initial_state(self) -> dict:
         r = self.rng(0, _S_INIT)
         p = self.p
-        gap = self._shock_gap(r) * float(r.random())  # a renewal process observed from a random time
+        gap = self._shock_gap(r) * float(r.random())  # the first shock at a random phase
         return {
             "logp": math.log(p.price) + float(r.normal(0, 0.02)),
             "bg_trans": 0.0, "drift": 0.0, "hawkes_bg": 0.0, "z": 0.0, "zs": 0.0, "zi": 0.0,
@@ -459,7 +449,7 @@ class _SymbolGenerator:
 
         def emit(m: float, sign: int, ep: dict | None) -> None:
             nonlocal z
-            imp = -sign * min(_IMPACT_CAP, k_imp * m / _thin(z))  # a thinner book moves more
+            imp = -sign * min(_IMPACT_CAP, k_imp * m / max(_THIN_FLOOR, 1.0 / (1.0 + _THIN_PER_STRESS * z)))
             z += m / ref
             out.append((t, m, sign, imp, ep["id"] if ep else -1, bool(ep and ep["kind"] == "informed")))
             if ep is not None:
@@ -476,18 +466,19 @@ class _SymbolGenerator:
             w = draw.exponential() / lam_bar
             shock_at = st["next_shock_s"] - chunk_t0
             stop = min(T, shock_at)
-            dt = min(w, stop - t)
+            reached = w >= stop - t  # no candidate before the stop (the chunk end or a shock)
+            dt = stop - t if reached else w
             s_bg *= math.exp(-beta_b * dt)
             de = math.exp(-beta_e * dt)
             for e in open_eps:
                 e["S"] *= de
             z *= math.exp(-dt / _STRESS_TAU_S)
-            t += dt
+            t = stop if reached else t + dt
             for e in [e for e in open_eps if e["S"] / beta_e < _EPISODE_CLOSE]:
                 e["open"], e["S"] = False, 0.0  # expected further liquidations < 2%: the episode is over
                 open_eps.remove(e)
                 closed.append(e)
-            if dt < w:  # reached the stop before a candidate
+            if reached:
                 if shock_at >= T:
                     break
                 sev = p.episode_children * math.exp(
@@ -570,7 +561,7 @@ class _SymbolGenerator:
         ticks = np.where(long, bid - off, ask + off)
         px = self._px(ticks)
         qty = self._qty(liqs.notional / px)
-        for ep in path.started:
+        for ep in liqs.started:
             i = int(np.argmax(liqs.group == ep["id"]))
             ep["start_price"] = float(self._px(np.round(mid_t[i : i + 1]))[0])
         ts = t0_ns + (liqs.t * NS).astype(np.int64)
@@ -609,8 +600,7 @@ class _SymbolGenerator:
         return objs, ts
 
     def _books(self, path: _PricePath, off_ns: int, t0_ns: int) -> tuple[list, np.ndarray]:
-        """L2 snapshots: spread widens and depth thins with stress; level gaps and sizes are random."""
-        p, L = self.p, self.levels
+        """L2 snapshots around the touch; the spread widens and depth thins with stress."""
         rel = _grid(off_ns, CHUNK_S * NS, int(round(self.syn.book_interval_s * NS)))
         n = len(rel)
         if n == 0:
@@ -619,21 +609,62 @@ class _SymbolGenerator:
         q = rel / NS
         z = path.stress(q)
         _, bid, ask = self._touch(path.logp(q), z)
-        gaps = r.geometric(1.0 / p.level_gap_ticks, size=(2, n, L))
-        gaps[:, :, 0] = 0
-        off = np.cumsum(gaps, axis=2)
-        size = p.depth_touch * self.level_shape * np.exp(0.6 * r.standard_normal((2, n, L)) - 0.18)
-        size *= _thin(z)[None, :, None]
-        bpx = self._px(bid[:, None] - off[0]).tolist()
-        apx = self._px(ask[:, None] + off[1]).tolist()
-        qty = self._qty(size)
-        bq, aq = qty[0].tolist(), qty[1].tolist()
+        thin = _thin(z)
+        bids = self._side(r, bid, -1, thin)
+        asks = self._side(r, ask, 1, thin)
         ts = t0_ns + rel
         first = path.chunk * _IDS_PER_CHUNK
-        sym = self.symbol
-        objs = [BookSnapshot(t, sym, list(zip(bp, b)), list(zip(ap, a)), u, t)
-                for t, bp, b, ap, a, u in zip(ts.tolist(), bpx, bq, apx, aq, range(first, first + n))]
+        tsl = ts.tolist()
+        objs = list(map(BookSnapshot, tsl, repeat(self.symbol), bids, asks, range(first, first + n), tsl))
         return objs, ts
+
+    def _side(self, r: np.random.Generator, touch: np.ndarray, way: int, thin: np.ndarray) -> list[list]:
+        """One side's levels (best first) for each snapshot; way −1: bids, +1: asks.
+
+        Behind a fresh touch level sits a resting ladder of populated ticks built once per
+        chunk; each snapshot shows the part of it beyond the touch, and a few of its levels
+        are re-sized between snapshots. Unchanged levels keep their (price, size) tuple, which
+        makes a snapshot cheap. Under stress (depth thinned) the levels are drawn afresh.
+        """
+        p, L, n = self.p, self.levels, len(touch)
+        touch_qty = self._qty(p.depth_touch * thin * np.exp(0.6 * r.standard_normal(n) - 0.18))
+        touches = list(zip(self._px(touch).tolist(), touch_qty.tolist()))
+        # the ladder: from just beyond the best touch to L levels beyond the worst one
+        start = touch.max() - 1 if way < 0 else touch.min() + 1
+        reach = int(touch.max() - touch.min())
+        m = int(reach / p.level_gap_ticks * 1.3) + 2 * L + 8
+        ticks = start + way * (np.cumsum(r.geometric(1.0 / p.level_gap_ticks, m)) - 1)
+        worst = touch.min() if way < 0 else touch.max()
+        while (way * (ticks - worst) > 0).sum() < L:  # rare: the gaps came out wide
+            ticks = np.concatenate([ticks, ticks[-1] + way * np.cumsum(r.geometric(1.0 / p.level_gap_ticks, m))])
+        base = self._qty(p.depth_touch * np.exp(0.6 * r.standard_normal(len(ticks)) - 0.18))
+        ladder = list(zip(self._px(ticks).tolist(), base.tolist()))
+        # first ladder level strictly beyond each snapshot's touch
+        idx = np.searchsorted(-ticks, -touch, "right") if way < 0 else np.searchsorted(ticks, touch, "right")
+        # re-sizing: each shown level changes about every 20 s
+        k = r.poisson(_LEVEL_REFRESH_PER_S * (L - 1) * self.syn.book_interval_s, n)
+        pos = np.repeat(idx, k) + r.integers(0, L - 1, int(k.sum()))
+        upd = list(zip(self._px(ticks[pos]).tolist(),
+                       self._qty(p.depth_touch * np.exp(0.6 * r.standard_normal(len(pos)) - 0.18)).tolist()))
+        out: list[list] = []
+        changes = zip(pos.tolist(), upd)
+        for j, t, c in zip(idx.tolist(), touches, k.tolist()):
+            for at, level in islice(changes, c):
+                ladder[at] = level
+            levels = ladder[j : j + L - 1]
+            levels.insert(0, t)
+            out.append(levels)
+        for i in np.flatnonzero(thin < _FRESH_BELOW_THIN).tolist():  # stressed: drawn afresh
+            out[i] = self._fresh_levels(r, int(touch[i]), way, float(thin[i]), touches[i])
+        return out
+
+    def _fresh_levels(self, r: np.random.Generator, touch: int, way: int, thin: float,
+                      first: tuple[float, float]) -> list[tuple[float, float]]:
+        """A thinned side drawn afresh (stress): random gaps, sizes scaled by `thin`."""
+        p, L = self.p, self.levels
+        ticks = touch + way * np.cumsum(r.geometric(1.0 / p.level_gap_ticks, L - 1))
+        qty = self._qty(p.depth_touch * thin * np.exp(0.6 * r.standard_normal(L - 1) - 0.18))
+        return [first, *zip(self._px(ticks).tolist(), qty.tolist())]
 
     @staticmethod
     def _oi_deficits(liqs: _Liqs, liq_qty: np.ndarray, st: dict, q: np.ndarray
@@ -704,10 +735,8 @@ class _PricePath:
         self.chunk = chunk
         self.st = st
         self.liqs = liqs
-        self.started = liqs.started
-        self.ref = p.p95_usd
         t = liqs.t
-        stress_amt = liqs.notional / self.ref
+        stress_amt = liqs.notional / p.p95_usd
         # stress (book, trade rate, volatility) and signed pressure (trade lean)
         self._stress = (t, stress_amt, st["z"])
         self._press = (t, stress_amt * liqs.sign, st["zs"])
@@ -869,16 +898,19 @@ class SyntheticMarket:
         else:
             raise ValueError(f"cannot snapshot at event {n}: the market is at event {self.emitted}")
         return {"version": STATE_VERSION, "seed": self.seed, "symbols": list(self.symbols),
-                "start_ns": self.start_ns, "chunk": chunk, "skip": n - before, "emitted": n,
-                "states": copy.deepcopy(states)}
+                "start_ns": self.start_ns, "kinds": self._kind_names(), "chunk": chunk, "skip": n - before,
+                "emitted": n, "states": copy.deepcopy(states)}
+
+    def _kind_names(self) -> list[str]:
+        return sorted(k.__name__ for k in self.kinds)
 
     def restore(self, state: dict) -> None:
         """Continue from a snapshot taken by a market with the same settings, seed and symbols."""
         if state.get("version") != STATE_VERSION:
             raise ValueError(f"unsupported synthetic market state version {state.get('version')!r}")
-        if int(state["seed"]) != self.seed or list(state["symbols"]) != self.symbols \
-                or int(state["start_ns"]) != self.start_ns:
-            raise ValueError("snapshot is from a market with another seed, symbols or start")
+        if (int(state["seed"]), list(state["symbols"]), int(state["start_ns"]), state["kinds"]) != (
+                self.seed, self.symbols, self.start_ns, self._kind_names()):
+            raise ValueError("snapshot is from a market with another seed, symbols, start or kinds")
         self._chunk = int(state["chunk"])
         self._states = copy.deepcopy(state["states"])
         self._pos = int(state["skip"])

@@ -17,6 +17,7 @@ REGISTRY: dict[str, str] = {
     "lit": "engine.strategies.lit:LitStrategy",
     "lta": "engine.strategies.lta:LtaStrategy",
     "funding_arb": "engine.strategies.funding_arb:FundingArbStrategy",
+    "maker-probe": "engine.strategies.maker_probe:MakerProbeStrategy",
 }
 
 

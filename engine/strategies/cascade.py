@@ -37,6 +37,9 @@ if TYPE_CHECKING:
     from ..stats import Cascade
 
 
+RETRY_CLOSE_NS = 5 * NS  # a refused close at market (no liquidity, venue error) is sent again this much later
+
+
 @dataclass(frozen=True, slots=True)
 class CascadeParams:
     """Per-symbol order parameters, in percent (the config's overrides applied)."""
@@ -72,6 +75,7 @@ class SymbolState:
     protected: bool = False  # TP and SL have been sent for the position
     exit_due: int = 0  # position timeout (ns); 0 = none
     closing: bool = False  # a timeout/SL-fallback close at market has been sent
+    close_reason: str = ""  # why it was sent (kept for a retry): timeout | sl
 
     def reset_trade(self) -> None:
         handled = self.handled_cascade
@@ -89,7 +93,7 @@ class CascadeStrategy(Strategy):
         self.cfg = settings.cascade
         self.params = {s: CascadeParams.for_symbol(self.cfg, s) for s in self.symbols}
         self.state = {s: SymbolState() for s in self.symbols}
-        self.decisions: dict[str, int] = {}  # action -> count ("placed", "skipped: ...")
+        self.decisions: dict[str, int] = {}  # cascades by action: placed | queued | skipped
         self._ctx: StrategyContext | None = None
         self._markets: dict[str, MarketState] = {}
         self._pending_markets: dict[str, dict] = {}  # restored before the markets were bound
@@ -145,7 +149,7 @@ class CascadeStrategy(Strategy):
                 "duration_s": round(c.duration_s, 3), "threshold": round(c.threshold, 2), "side": side}
         if skip:
             action = f"skipped: {skip}"
-            self._count(f"skipped: {skip.split(':')[0].split(' (')[0]}")
+            self._count("skipped")
             return [Alert(sym, "cascade", f"{head} -> {action}", self.name, {**data, "action": action})]
         assert intent is not None
         queued = ctx.settings.approval.mode == "manual"
@@ -215,11 +219,20 @@ class CascadeStrategy(Strategy):
             if st.protected or st.closing:
                 st.reset_trade()
             return out
-        if (order.purpose is Purpose.STOP_LOSS and order.status is OrderStatus.REJECTED and not flat
-                and not st.closing and not ctx.flattening):
+        if order.status is not OrderStatus.REJECTED or flat or ctx.flattening:
+            return []
+        if order.purpose is Purpose.STOP_LOSS and not st.closing:
             st.closing = True  # never hold a position without its stop
+            st.close_reason = "sl"
             return [LogLine(f"{order.symbol} stop loss refused ({order.reject_reason}): closing at market",
                             self.name, "warn"), ClosePosition(order.symbol, self.name, "sl")]
+        if order.purpose is Purpose.EXIT and st.closing:
+            # The close at market was refused while the position is still open: try again shortly.
+            st.closing = False
+            st.exit_due = ctx.now + RETRY_CLOSE_NS
+            ctx.set_timer(st.exit_due, f"exit:{order.symbol}", while_paused=True)
+            return [LogLine(f"{order.symbol} close refused ({order.reject_reason}): retrying in "
+                            f"{RETRY_CLOSE_NS // NS} s", self.name, "warn")]
         return []
 
     def _on_entry_update(self, order: Order, fill: Fill | None, st: SymbolState, pos: Position | None,
@@ -228,6 +241,9 @@ class CascadeStrategy(Strategy):
             st.cut_partial = True  # take what filled; its TP/SL follow when the entry is done
             return [CancelOrder(order.id, self.name, "partly filled: keep the filled part")]
         if order.status.is_open:
+            if order.status is OrderStatus.NEW and st.entry_open and not st.entry_due:
+                # Its timeout ran out while it waited for approval: cancel it as soon as it works.
+                return [CancelOrder(order.id, self.name, "entry timeout")]
             return []
         st.entry_open = False
         st.entry_due = 0
@@ -283,9 +299,13 @@ class CascadeStrategy(Strategy):
             if pos is None or not pos.is_open:
                 return []
             st.closing = True
-            return [LogLine(f"{sym} position open {self.cfg.position_timeout_s / 60:g} min after its fill: "
-                            "close at market", self.name),
-                    ClosePosition(sym, self.name, "timeout")]
+            if st.close_reason:  # a refused close, sent again
+                line = f"{sym} close at market again ({st.close_reason})"
+            else:
+                st.close_reason = "timeout"
+                line = (f"{sym} position open {self.cfg.position_timeout_s / 60:g} min after its fill: "
+                        "close at market")
+            return [LogLine(line, self.name), ClosePosition(sym, self.name, st.close_reason)]
         return []
 
     # -- views and state -----------------------------------------------------------------------

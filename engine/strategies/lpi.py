@@ -6,8 +6,10 @@ Per symbol and alpha tick, `LpiSignal` turns the features of `engine.lpi_feature
   stands in for the OI test while OI is sparse), else INFORMED; FORCED holds for
   `state_hold_s` after the last tick that met the test;
 * the exhaustion flag E_t, all five of: LPI > LPI_hi; ΔLPI < 0 for K ticks; z(ΔOI) >
-  z_OI_hi (same stand-in); Δz(LDR) < 0; and the divergence over τ in [1 s, 3 s]: price
-  below (sell side; above for the buy side) its level τ ago while LPI is below its own.
+  z_OI_hi (same stand-in); Δz(LDR) < 0; and the divergence over τ in [1 s, 3 s]: LPI
+  below its level τ ago while the price has stopped making new lows (not below its level
+  τ ago; above for the buy side). The document also writes this test as "price makes a
+  new low but LPI does not"; `divergence_price = "new_low"` selects that reading.
 
 `LpiStrategy` trades Mode A (a layered PostOnly fade of forced flow once it exhausts,
 behind a toxicity gate) and, off by default, Mode B (a small taker trend follower for
@@ -97,8 +99,10 @@ class ExhaustionDetector:
         self.prev_z_ldr = side.z_ldr
         c5 = False
         if n > self.tau_hi:
+            # "new low": beyond the price τ ago (down for sell pressure); "stalled": not beyond it
+            new_low = p.divergence_price == "new_low"
             down = self.side == "sell"
-            hits = [(price < prices[n - 1 - tau] if down else price > prices[n - 1 - tau])
+            hits = [((price < prices[n - 1 - tau] if down else price > prices[n - 1 - tau]) == new_low)
                     and lpi < lpis[n - 1 - tau] for tau in range(self.tau_lo, self.tau_hi + 1)]
             c5 = all(hits) if p.divergence_rule == "all" else any(hits)
         self.conditions = (c1, c2, c3, c4, c5)
@@ -207,6 +211,7 @@ class LpiStrategy(Strategy):
         self.taker_fee_bps = settings.paper.taker_fee_bps
         self.btc = cfg.btc_symbol
         self.btc_prices: deque[tuple[int, float]] = deque()
+        self.recent = {s: deque() for s in self.symbols}  # (ts, price) over mode_b_lookback_s, for Mode B
         self.decisions: dict[str, int] = {}
 
     def _count(self, key: str) -> None:
@@ -237,9 +242,14 @@ class LpiStrategy(Strategy):
     def _on_tick(self, sym: str, tick: LpiTick, sell: SideSignal, buy: SideSignal,
                  ctx: StrategyContext) -> list[Intent]:
         st = self.trades[sym]
+        p = self.params[sym]
+        if p.mode_b:
+            q = self.recent[sym]
+            q.append((tick.ts, tick.price))
+            while q[0][0] < tick.ts - int(p.mode_b_lookback_s * NS):
+                q.popleft()
         if st.mode:
             return self._manage(sym, tick, ctx)
-        p = self.params[sym]
         fired = [s for s in (sell, buy) if s.exhausted and s.state == FORCED]
         if fired and p.mode_a:
             best = max(fired, key=lambda s: tick.pressure(s.side).lpi)
@@ -313,7 +323,7 @@ class LpiStrategy(Strategy):
         step = -inst.tick_size if st.side == "buy" else inst.tick_size
         out: list[Intent] = []
         for i, (k, wt) in enumerate(zip(p.layer_ticks, p.layer_weights)):
-            price = inst.round_price(touch + k * step, "down" if st.side == "buy" else "up")
+            price = inst.round_price(touch + k * step)  # the touch is on the grid: nearest undoes float error
             qty = inst.round_qty(budget * wt / price)
             if qty < inst.min_qty or qty * price < inst.min_notional:
                 continue
@@ -454,12 +464,10 @@ class LpiStrategy(Strategy):
         """A small taker entry with the INFORMED move when its expected continuation beats the costs:
         beta x the move over `mode_b_lookback_s` > round-trip taker fees + spread + `mode_b_min_edge_bps`."""
         p = self.params[sym]
-        det = self.signals[sym].detectors[sig.side]
-        n = round(p.mode_b_lookback_s * 1000 / p.tick_ms)
-        if len(det.prices) <= min(n, det.prices.maxlen - 1):
-            return []
-        past = det.prices[-1 - min(n, len(det.prices) - 1)]
-        move_bps = (tick.price / past - 1.0) * 1e4
+        q = self.recent[sym]
+        if tick.ts - q[0][0] < int((p.mode_b_lookback_s * 1000 - p.tick_ms) * 1_000_000):
+            return []  # less than the lookback seen yet
+        move_bps = (tick.price / q[0][1] - 1.0) * 1e4
         down = sig.side == "sell"
         if (move_bps < 0) != down:
             return []

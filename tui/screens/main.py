@@ -1,12 +1,14 @@
 """The main screen: every pane, the keys, and the timers that draw engine state.
 
 Views never update per message: the engine publishes into a bounded
-notification queue, and timers on this screen drain it into the panes (at most
-10 Hz) and re-read tables, gauges and performance from engine state (4 Hz).
+notification queue, and a timer on this screen drains it into the panes (at most
+10 Hz) and re-reads tables, gauges and performance from engine state (at most 4 Hz),
+in the same frame.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -92,6 +94,8 @@ class MainScreen(Screen):
         self._last_events = -1
         self._last_progress = time.monotonic()
         self._has_approvals = False
+        self._ticks = 0
+        self._state_every = max(1, math.ceil(self.refresh_hz / TABLE_HZ))
 
     @property
     def liq_app(self) -> LiqdeskApp:
@@ -121,8 +125,7 @@ class MainScreen(Screen):
         return widget
 
     def on_mount(self) -> None:
-        self.set_interval(1.0 / self.refresh_hz, self.drain)
-        self.set_interval(1.0 / min(self.refresh_hz, TABLE_HZ), self.refresh_state)
+        self.set_interval(1.0 / self.refresh_hz, self.tick)
         self.query_one("#tape").focus()
         self.refresh_all()
 
@@ -133,6 +136,15 @@ class MainScreen(Screen):
         return d
 
     # -- drawing -------------------------------------------------------------------------------
+    def tick(self) -> None:
+        """One timer, so that one frame carries everything due: the tape and log every tick,
+        the tables every few ticks (at most TABLE_HZ)."""
+        self._ticks += 1
+        with self.app.batch_update():
+            self.drain()
+            if self._ticks % self._state_every == 0:
+                self.refresh_state()
+
     def drain(self) -> None:
         """Move everything the engine published since the last tick into the panes, in one batch."""
         items = self.queue.drain()
@@ -155,8 +167,6 @@ class MainScreen(Screen):
                 self.query_one(LiquidationTape).push(liqs[-self.tape_rows:])
             if lines:
                 self.query_one(OutputPane).push(lines)
-            if alerts.live:
-                alerts.refresh()
             self.refresh_status()
 
     def refresh_status(self) -> None:
@@ -179,6 +189,9 @@ class MainScreen(Screen):
             orders = self.query_one(OrdersTable)
             positions.refresh_from(eng)
             orders.refresh_from(eng)
+            alerts = self.query_one(CascadeAlerts)
+            if alerts.live:  # a live cascade keeps growing: count, notional, duration
+                alerts.refresh()
             if orders.has_approvals != self._has_approvals:
                 self._has_approvals = orders.has_approvals
                 self.refresh_bindings()  # the footer is rebuilt: only on this rare change

@@ -18,6 +18,8 @@ from textual.geometry import Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from .scrolling import set_virtual_size
+
 
 @dataclass(frozen=True, slots=True)
 class Column:
@@ -39,7 +41,7 @@ class RowsView(ScrollView, can_focus=True):
     def __init__(self, max_rows: int, *, id: str | None = None, classes: str | None = None):
         super().__init__(id=id, classes=classes)
         self.rows: deque[Any] = deque(maxlen=max_rows)
-        self._styles: dict[tuple[str, bool], Style] = {}  # resolving a style walks the DOM: once per theme
+        self._styles: dict[tuple[str, str], Style] = {}  # (row class, cell class) -> combined style
         self._drawn: dict[int, tuple[Any, Strip]] = {}  # id(row) -> (row, line), for IMMUTABLE_ROWS
         self._drawn_width = -1
 
@@ -84,40 +86,38 @@ class RowsView(ScrollView, can_focus=True):
         self.refresh()
 
     def _resize(self) -> None:
-        self.virtual_size = Size(self.size.width, len(self.rows) * self.LINES_PER_ROW + 1)
+        set_virtual_size(self, Size(self.size.width, len(self.rows) * self.LINES_PER_ROW + 1))
 
     def on_resize(self) -> None:
         self._resize()
 
     # -- drawing -------------------------------------------------------------------------------
-    def _style(self, name: str, under: bool = False) -> Style:
-        """A component's style: cell styles are partial (colour, bold); a row's under-style is
-        complete, so that a translucent background is blended with the pane's. "" is the pane's own."""
-        if not name:
-            return Style()
-        key = (name, under)
+    def _style(self, under: str, cls: str) -> Style:
+        """The pane's style, then the row's (complete, so that a translucent background is
+        blended with the pane's), then the cell's (partial: colour, bold). Cached: resolving
+        a component style walks the DOM."""
+        key = (under, cls)
         style = self._styles.get(key)
         if style is None:
-            style = self._styles[key] = self.get_component_rich_style(name, partial=not under)
+            style = self.rich_style
+            if under:
+                style += self.get_component_rich_style(under)
+            if cls:
+                style += self.get_component_rich_style(cls, partial=True)
+            self._styles[key] = style
         return style
 
-    @property
-    def _base(self) -> Style:
-        style = self._styles.get(("", True))
-        if style is None:
-            style = self._styles["", True] = self.rich_style
-        return style
-
-    def _strip(self, cells: list[Cell], columns: Sequence[Column], under: Style) -> Strip:
-        base = self._base
+    def _strip(self, cells: list[Cell], columns: Sequence[Column], under: str) -> Strip:
         segments = []
+        length = 0
         for (text, cls), col in zip(cells, columns, strict=False):
             t = text[: col.width]
-            t = t.rjust(col.width) if col.right else t.ljust(col.width)
-            segments.append(Segment(t + " ", base + under + self._style(cls)))
-        return Strip(segments)
+            t = (t.rjust(col.width) if col.right else t.ljust(col.width)) + " "
+            segments.append(Segment(t, self._style(under, cls)))
+            length += len(t)
+        return Strip(segments, length)
 
-    def _first_line(self, row: Any, columns: Sequence[Column], under: Style, width: int) -> Strip:
+    def _first_line(self, row: Any, columns: Sequence[Column], under: str, width: int) -> Strip:
         if not self.IMMUTABLE_ROWS:
             return self._strip(self.cells(row, columns), columns, under)
         if width != self._drawn_width or len(self._drawn) > 4 * max(self.size.height, 1) * self.LINES_PER_ROW:
@@ -133,19 +133,20 @@ class RowsView(ScrollView, can_focus=True):
     def render_line(self, y: int) -> Strip:
         width = self.size.width
         columns = self.columns(width)
+        base = self._style("", "")
         if y == 0:
             header = [(c.title, "") for c in columns]
-            strip = self._strip(header, columns, self._style("rows--header", under=True))
+            strip = self._strip(header, columns, "rows--header")
         else:
             idx, sub = divmod(int(self.scroll_y) + y - 1, self.LINES_PER_ROW)
             if idx >= len(self.rows):
-                return Strip.blank(width, self._base)
+                return Strip.blank(width, base)
             row = self.rows[idx]
-            under = self._style(self.row_class(row), under=True)
+            under = self.row_class(row)
             if sub == 0:
                 strip = self._first_line(row, columns, under, width)
             else:
                 lines = self.more_lines(row)
                 cell = lines[sub - 1] if sub - 1 < len(lines) else ("", "")
                 strip = self._strip([cell], [Column("", width)], under)
-        return strip.extend_cell_length(width, self._base).crop(0, width)
+        return strip.extend_cell_length(width, base).crop(0, width)

@@ -15,11 +15,12 @@ if TYPE_CHECKING:
     from engine.engine import Engine
 
 FEED_STATES = ("RECONNECTING", "STALE", "LIVE")  # worst first
+STALE_LIKE = {"REJECTED"}  # a topic the venue refused: its data is missing, as if stale
 
 
 def feed_state(engine: Engine, running: bool, progressing: bool) -> str:
     """Worst state reported by live feeds; for simulated feeds, whether events are still flowing."""
-    states = {str(s).upper() for s in engine.feed_states.values()}
+    states = {"STALE" if s in STALE_LIKE else s for s in (str(v).upper() for v in engine.feed_states.values())}
     for s in FEED_STATES:
         if s in states:
             return s

@@ -21,6 +21,8 @@ from textual.geometry import Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from .scrolling import set_virtual_size
+
 CellValue = str | Text
 PAD = 1  # spaces each side of a cell
 
@@ -86,7 +88,7 @@ class KeyedTable(ScrollView, can_focus=True):
         if selected in self._rows:
             self.cursor_row = self._keys.index(selected)
         self.cursor_row = min(self.cursor_row, max(len(self._keys) - 1, 0))
-        self.virtual_size = Size(sum(w + 2 * PAD for w in self._widths), len(self._keys) + 1)
+        set_virtual_size(self, Size(sum(w + 2 * PAD for w in self._widths), len(self._keys) + 1))
         self.refresh()
         return True
 
