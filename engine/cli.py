@@ -202,13 +202,37 @@ def backtest(
     fees: Annotated[str | None, typer.Option("--fees", help="MAKER,TAKER in bps (negative maker = rebate)")] = None,
     json_path: Annotated[str | None, typer.Option("--json", help="write the summary JSON here")] = None,
     report: Annotated[str | None, typer.Option("--report", help="directory for summary.json, CSVs and plots")] = None,
+    fast_forward: Annotated[bool, typer.Option("--fast-forward", help="skip market data while nothing works "
+                                                                      "(same fills and PnL)")] = False,
     config: ConfigOpt = None,
 ) -> None:
     """Backtest one strategy: risk gate and paper exchange on the simulated clock."""
     from .backtest.runner import BacktestConfig, backtest_main
     cfg = BacktestConfig(strategy=strategy, feed=feed, symbols=parse_strategies(symbols), start=start, end=end,
-                         seed=seed, duration_s=duration, latency_ms=latency, queue=queue, fees=fees)
+                         seed=seed, duration_s=duration, latency_ms=latency, queue=queue, fees=fees,
+                         fast_forward=fast_forward)
     raise typer.Exit(backtest_main(load_config(config), cfg, json_path, report))
+
+
+@app.command()
+def sweep(
+    strategy: Annotated[str, typer.Option("--strategy", help="strategy name")],
+    grid: Annotated[list[str], typer.Option("--grid", help="section.field=v1,v2,... (repeat for more axes)")],
+    feed: Annotated[str, typer.Option("--feed", help="as for backtest")] = "synthetic",
+    symbols: Annotated[str | None, typer.Option("--symbols", help="e.g. BTCUSDT,ETHUSDT")] = None,
+    start: Annotated[str | None, typer.Option("--from", help="UTC start date/time")] = None,
+    end: Annotated[str | None, typer.Option("--to", help="UTC end date/time")] = None,
+    seed: SeedOpt = None, duration: DurationOpt = None,
+    jobs: Annotated[int | None, typer.Option("--jobs", help="worker processes (default: CPUs)")] = None,
+    json_path: Annotated[str | None, typer.Option("--json", help="write every cell and the best here")] = None,
+    heatmap: Annotated[str | None, typer.Option("--heatmap", help="PNG of Sharpe per cell")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Backtest every cell of a parameter grid on a process pool; DSR of the best cell."""
+    from .backtest.sweep import sweep_main
+    cfg_args = {"strategy": strategy, "feed": feed, "symbols": parse_strategies(symbols), "start": start,
+                "end": end, "seed": seed, "duration_s": duration}
+    raise typer.Exit(sweep_main(load_config(config), cfg_args, grid, jobs, json_path, heatmap))
 
 
 def main(argv: list[str] | None = None) -> int:

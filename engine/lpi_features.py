@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import TYPE_CHECKING
 
 from .events import NS
@@ -38,6 +39,7 @@ BPS = 1e-4
 OI_WARM_UPDATES = 5  # OI updates seen before the OI update rate (and the z(ΔOI) window) is set
 OI_HISTORY = 1000  # OI updates kept for the lag (Δ_OI is at most this many updates)
 CATCHUP_TICKS = 240  # a feed gap longer than this many ticks is not filled with empty ticks
+_QTY = itemgetter(1)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -53,13 +55,26 @@ def microprice(bid: float, bid_qty: float, ask: float, ask_qty: float) -> float:
     return (ask * bid_qty + bid * ask_qty) / total if total > 0 else (bid + ask) / 2.0
 
 
-def band_depth(levels, touch: float, eta: float, side: str) -> float:
-    """D(η): summed quantity of the levels within η of the touch ('bid': p >= b(1−η), 'ask': p <= a(1+η))."""
-    if side == "bid":
-        lo = touch * (1.0 - eta)
-        return sum(q for p, q in levels if p >= lo)
-    hi = touch * (1.0 + eta)
-    return sum(q for p, q in levels if p <= hi)
+def band_depth(levels, touch: float, eta: float, side: str, best_first: bool = False) -> float:
+    """D(η): summed quantity of the levels within η of the touch ('bid': p >= b(1−η), 'ask': p <= a(1+η)).
+
+    `best_first`: `levels` is a list sorted from the touch outwards (a snapshot), so the band is a
+    prefix of it."""
+    bid = side == "bid"
+    lim = touch * (1.0 - eta) if bid else touch * (1.0 + eta)
+    if best_first and levels:
+        last = levels[-1][0]
+        if (last >= lim) if bid else (last <= lim):  # the whole snapshot is inside the band
+            return sum(map(_QTY, levels))
+        total = 0.0
+        for p, q in levels:
+            if (p < lim) if bid else (p > lim):
+                break
+            total += q
+        return total
+    if bid:
+        return sum(q for p, q in levels if p >= lim)
+    return sum(q for p, q in levels if p <= lim)
 
 
 def oi_amplifier(d_oi: float, sigma_d_oi: float, kappa: float) -> float:
@@ -181,6 +196,7 @@ class LpiFeatures:
         self.oi_interval_s = 0.0
         self.oi_history: deque[float] = deque(maxlen=OI_HISTORY + 1)
         self.oi_lag = 0  # Δ_OI in updates, set once the update rate is known
+        self.oi_sparse = False  # OI updates further apart than `oi_sparse_after_s`
         self.oi_smooth = 0.0
         self.oi_alpha = 1.0 - 0.5 ** (1.0 / p.oi_ewma_halflife_updates)
         self.z_doi: RollingMedianMad | None = None
@@ -213,7 +229,8 @@ class LpiFeatures:
         b, bq = bids[0]
         a, aq = asks[0]
         eta = self.eta
-        self._set_book(b, bq, a, aq, band_depth(bids, b, eta, "bid"), band_depth(asks, a, eta, "ask"))
+        self._set_book(b, bq, a, aq, band_depth(bids, b, eta, "bid", best_first=True),
+                       band_depth(asks, a, eta, "ask", best_first=True))
 
     def _set_book(self, b: float, bq: float, a: float, aq: float, depth_bid: float, depth_ask: float) -> None:
         self.bid, self.bid_qty, self.ask, self.ask_qty = b, bq, a, aq
@@ -257,7 +274,7 @@ class LpiFeatures:
         self.oi_updates += 1
         hist = self.oi_history
         hist.append(open_interest)
-        sparse = self.oi_sparse
+        sparse = self.oi_sparse = self.oi_interval_s > p.oi_sparse_after_s
         smooth_before = self.oi_smooth
         self.oi_smooth = open_interest if self.oi_last is None else (
             smooth_before + self.oi_alpha * (open_interest - smooth_before))
@@ -281,10 +298,6 @@ class LpiFeatures:
         self.z_oi = z if warm else 0.0
         self.g = oi_amplifier(d_oi, zd.scale() if warm else 0.0, p.kappa)  # σ_ΔOI of the window before it
         zd.add(d_oi)
-
-    @property
-    def oi_sparse(self) -> bool:
-        return self.oi_interval_s > self.p.oi_sparse_after_s
 
     # -- ticks -------------------------------------------------------------------------------------
     def advance(self, ts: int) -> list[LpiTick]:

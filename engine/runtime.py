@@ -115,7 +115,11 @@ def build_engine(settings: Settings, opts: RunOptions, output=None) -> tuple[Eng
         raise ConfigError("config error: --mode = 'live' needs --i-understand-live-trading")
     names = opts.strategies if opts.strategies is not None else list(settings.engine.strategies)
     strategies = build_strategies(settings, names)
-    feeds = build_feeds(settings, opts)
+    feed_settings = settings
+    if "lpi" in names:  # LPI samples the book every alpha tick: a synthetic book at least as often
+        from .strategies.lpi import synthetic_settings
+        feed_settings = synthetic_settings(settings)[0]
+    feeds = build_feeds(feed_settings, opts)
     engine = Engine(settings, strategies=strategies, output=output, mode=opts.mode,
                     **_execution(settings, opts))
     for feed in feeds:  # live feeds publish their health in engine.feed_states and log through it

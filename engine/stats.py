@@ -239,7 +239,8 @@ class RollingMedianMad:
     _grids: dict[tuple[float, float, int], list[float]] = {}
 
     __slots__ = ("window", "step", "floor", "bins", "_half", "_rep", "_counts", "_bits", "_ring", "_pos",
-                 "n", "_mb", "_below", "_sum", "_sum_below", "_lo", "_hi", "_inc", "_since_resum",
+                 "_inv_floor", "_inv_step", "n", "_mb", "_below", "_sum", "_sum_below", "_lo", "_hi", "_inc",
+                 "_since_resum",
                  "_med", "_mad", "_scale", "_fresh", "_bmask", "_d1", "_d2", "_swap")
 
     def __init__(self, window: int, step: float = 0.01, floor: float = 1e-12, bins: int = 16384):
@@ -255,6 +256,7 @@ class RollingMedianMad:
         self.floor = float(floor)
         self.bins = int(bins)
         self._half = bins // 2
+        self._inv_floor, self._inv_step = 1.0 / self.floor, 1.0 / self.step
         key = (self.step, self.floor, self.bins)
         rep = self._grids.get(key)
         if rep is None:
@@ -283,7 +285,8 @@ class RollingMedianMad:
 
     # -- grid ---------------------------------------------------------------------------------------
     def bin_of(self, x: float) -> int:
-        i = math.floor(math.asinh(x / self.floor) / self.step + 0.5) + self._half
+        """Index of the grid point nearest to `x` (clamped to the outermost ones)."""
+        i = math.floor(math.asinh(x * self._inv_floor) * self._inv_step + 0.5) + self._half
         return 0 if i < 0 else self.bins - 1 if i >= self.bins else i
 
     def rounded(self, x: float) -> float:
@@ -318,13 +321,9 @@ class RollingMedianMad:
     # -- updates ------------------------------------------------------------------------------------
     def add(self, x: float) -> None:
         """Append `x` (dropping the oldest value once the window is full). NaN/inf are ignored."""
-        if x != x or x == math.inf or x == -math.inf:
+        if not math.isfinite(x):
             return
-        i = math.floor(math.asinh(x / self.floor) / self.step + 0.5) + self._half
-        if i < 0:
-            i = 0
-        elif i >= self.bins:
-            i = self.bins - 1
+        i = self.bin_of(x)
         ring, pos = self._ring, self._pos
         if self.n == self.window:
             if ring[pos] == i:  # the value leaving shares the new one's bin: nothing else changes

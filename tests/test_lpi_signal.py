@@ -42,8 +42,6 @@ def test_classifier_without_hold_is_instantaneous():
 def test_signal_uses_a_liquidation_spike_when_oi_is_sparse():
     p = params(oi_sparse_after_s=30.0, liq_spike_mult=1.0)
     sig = LpiSignal("ETHUSDT", p)
-    f = sig.features
-    f.oi_interval_s = 60.0  # OI every minute: sparse
     from engine.lpi_features import LpiTick
 
     def tick(liq_usd: float, z_oi: float) -> LpiTick:

@@ -28,7 +28,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..config import ConfigError, Settings
-from ..events import NS
+from ..events import NS, BookSnapshot, Quote, Trade
 from ..orders import Fill, Order
 from ..portfolio import ClosedTrade
 from .metrics import DEFAULT_PERIODS, backtest_metrics, daily_returns
@@ -40,6 +40,9 @@ NOTE_BUFFER = 1 << 20  # notifications held between drains; overflow would lose 
 QUEUE_MODELS = ("riskaverse", "power", "power2", "power3", "log", "log2")
 IMPORT_KINDS = ("replay", "tardis", "binance", "bybit")
 DEFAULT_SYNTHETIC_S = 86_400.0
+# Market data whose only effect while nothing works is the latest state it leaves (book, last trade).
+# BookDelta is not here: deltas accumulate. Tickers carry funding times and are always dispatched.
+FAST_FORWARD_TYPES = frozenset({Trade, BookSnapshot, Quote})
 
 
 @dataclass
@@ -55,6 +58,7 @@ class BacktestConfig:
     queue: str | None = None  # riskaverse | power:N | ...; None = [paper] queue_model
     fees: str | None = None  # "MAKER,TAKER" in bps; None = [paper] fees
     periods: int = DEFAULT_PERIODS
+    fast_forward: bool = False  # skip dispatching trades, book snapshots and quotes while nothing works
 
 
 @dataclass
@@ -71,6 +75,7 @@ class BacktestResult:
     trades: list[ClosedTrade]
     engine_summary: dict[str, Any]
     summary: dict[str, Any] = field(default_factory=dict)
+    skipped: int = 0  # events held by fast-forward, never dispatched
 
 
 # -- options ------------------------------------------------------------------------------------
@@ -79,7 +84,9 @@ class BacktestResult:
 def parse_queue(text: str) -> tuple[str, float | None]:
     """`riskaverse`, `log`, `log2`, or `power:N` / `power2:N` / `power3:N` (0 < N <= 10)."""
     model, _, arg = text.strip().lower().partition(":")
-    bad = ConfigError(f"config error: --queue = {text!r}: use riskaverse, power:N, power2:N, power3:N, log or log2")
+    bad = ConfigError(
+        f"config error: --queue = {text!r}: use riskaverse, power:N, power2:N, power3:N, log or log2"
+    )
     if model not in QUEUE_MODELS:
         raise bad
     if model.startswith("power"):
@@ -109,10 +116,13 @@ def parse_fees(text: str) -> tuple[float, float]:
 
 def parse_time(text: str, option: str) -> int:
     from ..feeds.synthetic import parse_utc
+
     try:
         return parse_utc(text)
     except ValueError:
-        raise ConfigError(f"config error: {option} = {text!r}: use a UTC date or time, e.g. 2025-03-01") from None
+        raise ConfigError(
+            f"config error: {option} = {text!r}: use a UTC date or time, e.g. 2025-03-01"
+        ) from None
 
 
 def backtest_settings(settings: Settings, cfg: BacktestConfig) -> Settings:
@@ -129,14 +139,16 @@ def backtest_settings(settings: Settings, cfg: BacktestConfig) -> Settings:
             paper["queue_power"] = power
     if cfg.fees is not None:
         paper["maker_fee_bps"], paper["taker_fee_bps"] = parse_fees(cfg.fees)
-    update: dict[str, Any] = {"paper": settings.paper.model_copy(update=paper),
-                              "approval": settings.approval.model_copy(update={"mode": "auto"})}
+    update: dict[str, Any] = {
+        "paper": settings.paper.model_copy(update=paper),
+        "approval": settings.approval.model_copy(update={"mode": "auto"}),
+    }
     if cfg.symbols:
         update["engine"] = settings.engine.model_copy(update={"symbols": list(cfg.symbols)})
     return settings.model_copy(update=update)
 
 
-def _window(settings: Settings, cfg: BacktestConfig) -> tuple[int | None, int | None]:
+def backtest_window(settings: Settings, cfg: BacktestConfig) -> tuple[int | None, int | None]:
     start = parse_time(cfg.start, "--from") if cfg.start else None
     end = parse_time(cfg.end, "--to") if cfg.end else None
     if cfg.duration_s is not None and not (math.isfinite(cfg.duration_s) and cfg.duration_s > 0):
@@ -151,23 +163,31 @@ def build_feed(settings: Settings, cfg: BacktestConfig, start_ns: int | None, en
     symbols = settings.engine.symbols
     if kind == "synthetic" and not arg:
         from ..feeds.synthetic import SyntheticMarket
+
         seed = settings.engine.seed if cfg.seed is None else cfg.seed
         return SyntheticMarket(settings, seed, symbols, start_ns=start_ns)
     if kind not in IMPORT_KINDS:
-        raise ConfigError(f"config error: --feed = {cfg.feed!r}: available feeds: synthetic, replay:PATH, "
-                          "tardis:DIR, binance:DIR, bybit:DIR")
+        raise ConfigError(
+            f"config error: --feed = {cfg.feed!r}: available feeds: synthetic, replay:PATH, "
+            "tardis:DIR, binance:DIR, bybit:DIR"
+        )
     if not arg:
         raise ConfigError(f"config error: --feed = {cfg.feed!r}: give a file or directory, e.g. {kind}:data/")
     if not Path(arg).exists():
         raise ConfigError(f"config error: --feed = {cfg.feed!r}: no file or directory at {arg}")
     from ..feeds.importers import UnreadableFile
     from ..feeds.importers.feed import ImportedFeed
+
     # replay: any importable file (raw captures included); a Binance raw websocket capture is a Binance source
-    families = {"replay": (None,), "binance": ("binance", "raw"), "bybit": ("bybit", "raw")}.get(kind, (kind,))
+    families = {"replay": (None,), "binance": ("binance", "raw"), "bybit": ("bybit", "raw")}.get(
+        kind, (kind,)
+    )
     error: Exception | None = None
     for family in families:
         try:
-            return ImportedFeed(arg, family=family, name=cfg.feed, symbols=symbols, start_ns=start_ns, end_ns=end_ns)
+            return ImportedFeed(
+                arg, family=family, name=cfg.feed, symbols=symbols, start_ns=start_ns, end_ns=end_ns
+            )
         except UnreadableFile as exc:
             error = exc
     raise ConfigError(f"config error: --feed = {cfg.feed!r}: {error}")
@@ -176,13 +196,19 @@ def build_feed(settings: Settings, cfg: BacktestConfig, start_ns: int | None, en
 # -- the run ------------------------------------------------------------------------------------
 
 
-def run_backtest(settings: Settings, cfg: BacktestConfig, progress: bool | None = None) -> BacktestResult:
-    """Run the backtest to the end of the data, `--to` or `--duration`; progress bar on a TTY stderr."""
+def run_backtest(
+    settings: Settings, cfg: BacktestConfig, progress: bool | None = None, feed: Any = None
+) -> BacktestResult:
+    """Run the backtest to the end of the data, `--to` or `--duration`; progress bar on a TTY stderr.
+
+    `feed` replaces the one `cfg.feed` names (benchmarks replay a tiled capture this way)."""
     from ..engine import Engine
     from ..runtime import RunOptions, _execution, build_strategies
+
     settings = backtest_settings(settings, cfg)
-    start_ns, end_ns = _window(settings, cfg)
-    feed = build_feed(settings, cfg, start_ns, end_ns)
+    start_ns, end_ns = backtest_window(settings, cfg)
+    if feed is None:
+        feed = build_feed(settings, cfg, start_ns, end_ns)
     synthetic = cfg.feed == "synthetic"
     if end_ns is None and synthetic and cfg.duration_s is None:
         cfg_duration = DEFAULT_SYNTHETIC_S
@@ -209,7 +235,13 @@ def run_backtest(settings: Settings, cfg: BacktestConfig, progress: bool | None 
     first_ts: int | None = start_ns
     stop_ns = end_ns
     next_sample = 0
-    n = 0
+    n = skipped = 0
+    # fast-forward: while nothing works, market data no strategy listens to is held, not dispatched;
+    # only the latest of each kind per symbol is applied before the next event that can matter
+    skippable = (
+        FAST_FORWARD_TYPES - {t for st in strategies for t in st.subscriptions} if cfg.fast_forward else set()
+    )
+    held: dict[tuple[str, type], Any] = {}
     bar = _Progress(progress)
     engine.start()
     try:
@@ -225,17 +257,30 @@ def run_backtest(settings: Settings, cfg: BacktestConfig, progress: bool | None 
                 break
             if not bar.started:
                 bar.start(first_ts, stop_ns)
+            n += 1
+            if n % DRAIN_EVERY == 0:
+                drain()
+                bar.update(ts, n)
+            hold = bool(skippable) and type(ev) in skippable and _idle(engine, ts)
+            if held and not hold:  # the held state goes in before anything (a timer included) can look at it
+                for prior in held.values():
+                    engine.dispatch(prior)
+                held.clear()
             if ts >= next_sample:
                 if next_sample:
                     engine.clock.advance_to(ts)
                     equity_ts.append(ts)
                     equity.append(engine.mark_to_market())
                 next_sample = (ts // step + 1) * step
+            if hold:
+                key = (ev.symbol, type(ev))
+                held.pop(key, None)  # keep the dict in arrival order of the latest event of each kind
+                held[key] = ev
+                skipped += 1
+                continue
             engine.dispatch(ev)
-            n += 1
-            if n % DRAIN_EVERY == 0:
-                drain()
-                bar.update(ts, n)
+        for prior in held.values():
+            engine.dispatch(prior)
         last = stop_ns if stop_ns is not None else engine.clock.now()
         engine.clock.advance_to(max(last, engine.clock.now()))  # deliver what is still in flight
         engine.stopped()
@@ -245,10 +290,31 @@ def run_backtest(settings: Settings, cfg: BacktestConfig, progress: bool | None 
     finally:
         bar.stop()
     start = first_ts if first_ts is not None else engine.clock.now()
-    result = BacktestResult(cfg, settings, n, start, engine.clock.now(), equity_ts, equity,
-                            list(engine.orders.values()), fills, trades, engine.summary())
+    result = BacktestResult(
+        cfg,
+        settings,
+        n,
+        start,
+        engine.clock.now(),
+        equity_ts,
+        equity,
+        list(engine.orders.values()),
+        fills,
+        trades,
+        engine.summary(),
+        skipped=skipped,
+    )
     result.summary = summary_of(result)
     return result
+
+
+def _idle(engine, ts: int) -> bool:
+    """Nothing can react to market data up to `ts`: no open order, no position, and no timer due by then
+    (a strategy's timer, or a message of the paper exchange in flight)."""
+    if engine.open_orders or engine.portfolio.open_positions():
+        return False
+    due = engine.clock.next_timer_due()
+    return due is None or ts < due
 
 
 class _Progress:
@@ -266,11 +332,18 @@ class _Progress:
         if not self.enabled:
             return
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
         self._t0 = first_ns
         total = (stop_ns - first_ns) / NS if stop_ns is not None else None
-        self._bar = Progress(TextColumn("backtest"), BarColumn(), TextColumn("{task.fields[events]} events"),
-                             TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True),
-                             transient=True)
+        self._bar = Progress(
+            TextColumn("backtest"),
+            BarColumn(),
+            TextColumn("{task.fields[events]} events"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        )
         self._task = self._bar.add_task("backtest", total=total, events=0)
         self._bar.start()
 
@@ -290,37 +363,53 @@ def summary_of(result: BacktestResult) -> dict[str, Any]:
     """The run summary (JSON-ready, deterministic): inputs, counts, metrics, PSR and engine counters."""
     cfg, s = result.config, result.settings
     initial = s.engine.account_equity_usd
-    m = backtest_metrics(result.equity_ts, result.equity, initial, result.trades, result.orders, result.fills,
-                         funding=result.engine_summary["funding_usd"], periods=cfg.periods)
+    m = backtest_metrics(
+        result.equity_ts,
+        result.equity,
+        initial,
+        result.trades,
+        result.orders,
+        result.fills,
+        funding=result.engine_summary["funding_usd"],
+        periods=cfg.periods,
+    )
     _days, daily = daily_returns(result.equity_ts, result.equity, initial)
     stats = summarize(np.asarray(daily, dtype=np.float64), cfg.periods)
     psr = stats["psr"].get("value", math.nan)
-    return _jsonable({
-        "strategy": cfg.strategy,
-        "feed": cfg.feed,
-        "symbols": list(s.engine.symbols),
-        "seed": (s.engine.seed if cfg.seed is None else cfg.seed) if cfg.feed == "synthetic" else None,
-        "start": _iso(result.start_ns),
-        "end": _iso(result.end_ns),
-        "fill_model": {"latency_ms": s.paper.latency_ms, "queue_model": s.paper.queue_model,
-                       "queue_power": s.paper.queue_power, "maker_fee_bps": s.paper.maker_fee_bps,
-                       "taker_fee_bps": s.paper.taker_fee_bps},
-        "events": result.events,
-        "orders": len(result.orders),
-        "fills": len(result.fills),
-        "closed_trades": len(result.trades),
-        "fill_rate": m["execution"]["fill_rate"],
-        "net_pnl": m["net_pnl"],
-        "sharpe": m["returns"]["sharpe"],
-        "psr": psr,
-        "days": len(daily),
-        "metrics": m,
-        "engine": result.engine_summary,
-    })
+    return _jsonable(
+        {
+            "strategy": cfg.strategy,
+            "feed": cfg.feed,
+            "symbols": list(s.engine.symbols),
+            "seed": (s.engine.seed if cfg.seed is None else cfg.seed) if cfg.feed == "synthetic" else None,
+            "start": _iso(result.start_ns),
+            "end": _iso(result.end_ns),
+            "fill_model": {
+                "latency_ms": s.paper.latency_ms,
+                "queue_model": s.paper.queue_model,
+                "queue_power": s.paper.queue_power,
+                "maker_fee_bps": s.paper.maker_fee_bps,
+                "taker_fee_bps": s.paper.taker_fee_bps,
+            },
+            "events": result.events,
+            "fast_forward": {"enabled": cfg.fast_forward, "events_skipped": result.skipped},
+            "orders": len(result.orders),
+            "fills": len(result.fills),
+            "closed_trades": len(result.trades),
+            "fill_rate": m["execution"]["fill_rate"],
+            "net_pnl": m["net_pnl"],
+            "sharpe": m["returns"]["sharpe"],
+            "psr": psr,
+            "days": len(daily),
+            "metrics": m,
+            "engine": result.engine_summary,
+        }
+    )
 
 
 def _iso(ts_ns: int) -> str:
     from datetime import UTC, datetime
+
     return datetime.fromtimestamp(ts_ns / NS, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
@@ -337,25 +426,37 @@ def summary_table(summary: dict[str, Any]) -> Table:
         v = d.get(k)
         return nan if v is None else v
 
-    t = Table(title=f"backtest {summary['strategy']} on {summary['feed']}  {summary['start'][:19]} .. "
-                    f"{summary['end'][:19]}", header_style="bold")
+    t = Table(
+        title=f"backtest {summary['strategy']} on {summary['feed']}  {summary['start'][:19]} .. "
+        f"{summary['end'][:19]}",
+        header_style="bold",
+    )
     t.add_column("metric")
     t.add_column("value", justify="right")
     fm = summary["fill_model"]
     rows = [
         ("events / orders / fills", f"{summary['events']} / {summary['orders']} / {summary['fills']}"),
-        ("fill model", f"{fm['queue_model']}, latency {fm['latency_ms']:g} ms each way, fees "
-                       f"{fm['maker_fee_bps']:g}/{fm['taker_fee_bps']:g} bps"),
+        (
+            "fill model",
+            f"{fm['queue_model']}, latency {fm['latency_ms']:g} ms each way, fees "
+            f"{fm['maker_fee_bps']:g}/{fm['taker_fee_bps']:g} bps",
+        ),
         ("net PnL (USD)", _num(g(m, "net_pnl"), "+.2f")),
         ("return", _pct(g(m, "return"))),
         ("days", str(summary["days"])),
         ("Sharpe (daily, 365/yr)", _num(g(r, "sharpe"))),
         ("Sortino", _num(g(r, "sortino"))),
         ("PSR (SR > 0)", _num(g(summary, "psr"), ".4f")),
-        ("max drawdown (daily / intraday)", f"{_pct(g(r, 'max_drawdown'))} / {_pct(g(m, 'intraday_max_drawdown'))}"),
+        (
+            "max drawdown (daily / intraday)",
+            f"{_pct(g(r, 'max_drawdown'))} / {_pct(g(m, 'intraday_max_drawdown'))}",
+        ),
         ("Calmar", _num(g(r, "calmar"))),
         ("closed trades / win rate", f"{summary['closed_trades']} / {_pct(g(tr, 'win_rate'), signed=False)}"),
-        ("profit factor / expectancy", f"{_num(g(tr, 'profit_factor'))} / {_num(g(tr, 'expectancy'), '+.2f')}"),
+        (
+            "profit factor / expectancy",
+            f"{_num(g(tr, 'profit_factor'))} / {_num(g(tr, 'expectancy'), '+.2f')}",
+        ),
         ("fill rate (limit orders)", _pct(g(ex, "fill_rate"), signed=False)),
         ("maker / taker fills", f"{ex['maker_fills']} / {ex['taker_fills']}"),
         ("fees / funding (USD)", f"{_num(g(costs, 'fees'), '.2f')} / {_num(g(costs, 'funding'), '+.2f')}"),
@@ -373,22 +474,82 @@ def write_report(result: BacktestResult, directory: str | Path) -> list[Path]:
     """summary.json, trades.csv, fills.csv, equity.csv and equity.png (equity over drawdown)."""
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
-    paths = [out / "summary.json", out / "trades.csv", out / "fills.csv", out / "equity.csv", out / "equity.png"]
+    paths = [
+        out / "summary.json",
+        out / "trades.csv",
+        out / "fills.csv",
+        out / "equity.csv",
+        out / "equity.png",
+    ]
     paths[0].write_text(summary_json(result.summary), encoding="utf-8")
     with open(paths[1], "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
-        w.writerow(["symbol", "side", "qty", "entry_price", "exit_price", "opened", "closed", "gross_pnl", "fees",
-                    "funding", "net_pnl", "exit_reason", "strategy"])
+        w.writerow(
+            [
+                "symbol",
+                "side",
+                "qty",
+                "entry_price",
+                "exit_price",
+                "opened",
+                "closed",
+                "gross_pnl",
+                "fees",
+                "funding",
+                "net_pnl",
+                "exit_reason",
+                "strategy",
+            ]
+        )
         for t in result.trades:
-            w.writerow([t.symbol, t.side, t.qty, t.entry_price, t.exit_price, _iso(t.opened_ts), _iso(t.closed_ts),
-                        t.gross_pnl, t.fees, t.funding, t.net_pnl, t.exit_reason, t.strategy])
+            w.writerow(
+                [
+                    t.symbol,
+                    t.side,
+                    t.qty,
+                    t.entry_price,
+                    t.exit_price,
+                    _iso(t.opened_ts),
+                    _iso(t.closed_ts),
+                    t.gross_pnl,
+                    t.fees,
+                    t.funding,
+                    t.net_pnl,
+                    t.exit_reason,
+                    t.strategy,
+                ]
+            )
     with open(paths[2], "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
-        w.writerow(["time", "order_id", "symbol", "side", "price", "qty", "fee", "liquidity", "queue_ahead",
-                    "time_to_fill_s"])
+        w.writerow(
+            [
+                "time",
+                "order_id",
+                "symbol",
+                "side",
+                "price",
+                "qty",
+                "fee",
+                "liquidity",
+                "queue_ahead",
+                "time_to_fill_s",
+            ]
+        )
         for fl in result.fills:
-            w.writerow([_iso(fl.ts), fl.order_id, fl.symbol, fl.side, fl.price, fl.qty, fl.fee, fl.liquidity,
-                        fl.queue_ahead, fl.time_to_fill_ns / NS])
+            w.writerow(
+                [
+                    _iso(fl.ts),
+                    fl.order_id,
+                    fl.symbol,
+                    fl.side,
+                    fl.price,
+                    fl.qty,
+                    fl.fee,
+                    fl.liquidity,
+                    fl.queue_ahead,
+                    fl.time_to_fill_ns / NS,
+                ]
+            )
     eq = np.asarray(result.equity, dtype=np.float64)
     initial = result.settings.engine.account_equity_usd
     peak = np.maximum.accumulate(np.concatenate(([initial], eq)))[1:]
@@ -404,8 +565,10 @@ def write_report(result: BacktestResult, directory: str | Path) -> list[Path]:
 
 def _plot_equity(result: BacktestResult, eq: np.ndarray, dd: np.ndarray, path: Path) -> None:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     hours = (np.asarray(result.equity_ts, dtype=np.int64) - result.start_ns) / (3600 * NS)
     fig, (ax1, ax2) = plt.subplots(2, 1, sharex=True, figsize=(9, 5.5), height_ratios=(3, 1))
     ax1.plot(hours, eq, lw=1.0, color="tab:blue")
@@ -421,8 +584,13 @@ def _plot_equity(result: BacktestResult, eq: np.ndarray, dd: np.ndarray, path: P
     plt.close(fig)
 
 
-def backtest_main(settings: Settings, cfg: BacktestConfig, json_path: str | None, report_dir: str | None,
-                  console: Console | None = None) -> int:
+def backtest_main(
+    settings: Settings,
+    cfg: BacktestConfig,
+    json_path: str | None,
+    report_dir: str | None,
+    console: Console | None = None,
+) -> int:
     result = run_backtest(settings, cfg)
     if json_path:
         Path(json_path).write_text(summary_json(result.summary), encoding="utf-8")

@@ -36,7 +36,7 @@ import numpy as np
 
 from ..config import ConfigError, Settings
 from ..events import NS, BookDelta, BookSnapshot, Liquidation
-from ..strategies.lpi import FORCED, INFORMED, SIDES, LpiSignal
+from ..strategies.lpi import FORCED, INFORMED, SIDES, LpiSignal, synthetic_settings
 
 TAUS_S = (0.5, 1.0, 2.0, 5.0, 30.0, 120.0)
 EPISODE_GRACE_S = 60.0  # exhaustion comes after an episode's last liquidation
@@ -171,17 +171,6 @@ class SymbolStudy:
 # ------------------------------------------------------------------------------------------------
 # running
 # ------------------------------------------------------------------------------------------------
-def study_settings(settings: Settings) -> tuple[Settings, str]:
-    """The settings a study runs with: the synthetic book no slower than the fastest alpha tick."""
-    tick_s = min(settings.lpi.for_symbol(s).tick_ms for s in settings.engine.symbols) / 1000.0
-    if settings.synthetic.book_interval_s <= tick_s:
-        return settings, ""
-    out = settings.model_copy(deep=True)
-    out.synthetic.book_interval_s = tick_s
-    return out, (f"synthetic book interval {settings.synthetic.book_interval_s:g} s -> {tick_s:g} s "
-                 "(one book per alpha tick)")
-
-
 def _run_synthetic_symbol(args: tuple[Settings, int, float, str, str]) -> SymbolResult:
     settings, seed, duration_s, symbol, kind = args
     from ..feeds.synthetic import SyntheticMarket
@@ -225,7 +214,7 @@ def run_study(settings: Settings, kind: str, feed: str = "synthetic", seed: int 
     if kind not in KINDS:
         raise ConfigError(f"config error: study {kind!r}: choose one of {', '.join(KINDS)}")
     seed = settings.engine.seed if seed is None else seed
-    settings, note = study_settings(settings)
+    settings, note = synthetic_settings(settings) if feed == "synthetic" else (settings, "")
     symbols = list(settings.engine.symbols)
     if feed == "synthetic":
         jobs = max(1, min(jobs or os.cpu_count() or 1, len(symbols)))

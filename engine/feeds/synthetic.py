@@ -827,8 +827,8 @@ class SyntheticMarket:
             raise ValueError(f"kinds must be among {sorted(k.__name__ for k in ALL_KINDS)}")
         self.seed = int(seed)
         self.symbols = list(symbols) if symbols is not None else list(settings.engine.symbols)
-        if len(set(self.symbols)) != len(self.symbols):
-            raise ValueError("duplicate symbols")
+        if not self.symbols or len(set(self.symbols)) != len(self.symbols):
+            raise ValueError("symbols must be a non-empty list without duplicates")
         self.start_ns = parse_utc(settings.synthetic.start) if start_ns is None else int(start_ns)
         self._gens = [_SymbolGenerator(s, profile_for(s, settings), instrument_for(s), settings, self.seed,
                                        self.start_ns) for s in self.symbols]
@@ -845,9 +845,6 @@ class SyntheticMarket:
     def emitted(self) -> int:
         """Events yielded so far (counting those before a restore)."""
         return self._before + self._pos
-
-    def instrument(self, symbol: str) -> Instrument:
-        return self._gens[self.symbols.index(symbol)].inst
 
     def _build(self, chunk: int, states: list[dict]) -> tuple[list, list[dict]]:
         with _gc_paused():

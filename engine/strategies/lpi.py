@@ -41,6 +41,17 @@ SIDES = ("sell", "buy")  # sell: pressure down (fade = buy); buy: pressure up (f
 CONDITIONS = ("LPI>hi", "rollover", "OI flush", "LDR easing", "divergence")
 
 
+def synthetic_settings(settings: Settings) -> tuple[Settings, str]:
+    """Settings for a synthetic feed that LPI reads: at least one book snapshot per alpha tick
+    (the market's default of one a second leaves three ticks in four without a new book)."""
+    tick_s = min(settings.lpi.for_symbol(s).tick_ms for s in settings.engine.symbols) / 1000.0
+    if settings.synthetic.book_interval_s <= tick_s:
+        return settings, ""
+    out = settings.model_copy(deep=True)
+    out.synthetic.book_interval_s = tick_s
+    return out, f"synthetic book interval {settings.synthetic.book_interval_s:g} s -> {tick_s:g} s for LPI"
+
+
 def fade_side(pressure_side: str) -> str:
     """The order side that fades pressure: buy after a sell cascade, sell after a squeeze."""
     return "buy" if pressure_side == "sell" else "sell"
@@ -69,7 +80,8 @@ class StateClassifier:
 class ExhaustionDetector:
     """The five conditions of E_t for one side (section 8.4)."""
 
-    __slots__ = ("p", "side", "lpis", "prices", "prev_z_ldr", "tau_lo", "tau_hi", "conditions")
+    __slots__ = ("p", "side", "lpis", "prices", "prev_z_ldr", "tau_lo", "tau_hi", "conditions", "k", "lpi_hi",
+                 "all_taus", "new_low", "down")
 
     def __init__(self, params: LpiParams, side: str):
         self.p = params
@@ -82,31 +94,45 @@ class ExhaustionDetector:
         self.prices: deque[float] = deque(maxlen=n)
         self.prev_z_ldr: float | None = None
         self.conditions = (False,) * 5
+        self.k = params.rollover_ticks
+        self.lpi_hi = params.lpi_hi
+        self.all_taus = params.divergence_rule == "all"
+        self.new_low = params.divergence_price == "new_low"
+        self.down = side == "sell"
 
     def update(self, price: float, side: SidePressure, oi_flush: bool) -> bool:
         """Add a tick; returns E_t (and keeps which conditions held in `conditions`)."""
-        p = self.p
         lpis, prices = self.lpis, self.prices
-        lpis.append(side.lpi)
-        prices.append(price)
         lpi = side.lpi
-        c1 = lpi > p.lpi_hi
-        k = p.rollover_ticks
+        lpis.append(lpi)
+        prices.append(price)
         n = len(lpis)
-        c2 = n > k and all(lpis[n - 1 - j] < lpis[n - 2 - j] for j in range(k))
-        c3 = oi_flush
-        c4 = self.prev_z_ldr is not None and side.z_ldr < self.prev_z_ldr
-        self.prev_z_ldr = side.z_ldr
+        c1 = lpi > self.lpi_hi
+        c2 = n > self.k
+        if c2:  # each of the last K ticks below the one before it
+            later = lpi
+            for j in range(n - 2, n - 2 - self.k, -1):
+                if not later < lpis[j]:
+                    c2 = False
+                    break
+                later = lpis[j]
+        z_ldr = side.z_ldr
+        c4 = self.prev_z_ldr is not None and z_ldr < self.prev_z_ldr
+        self.prev_z_ldr = z_ldr
         c5 = False
         if n > self.tau_hi:
-            # "new low": beyond the price τ ago (down for sell pressure); "stalled": not beyond it
-            new_low = p.divergence_price == "new_low"
-            down = self.side == "sell"
-            hits = [((price < prices[n - 1 - tau] if down else price > prices[n - 1 - tau]) == new_low)
-                    and lpi < lpis[n - 1 - tau] for tau in range(self.tau_lo, self.tau_hi + 1)]
-            c5 = all(hits) if p.divergence_rule == "all" else any(hits)
-        self.conditions = (c1, c2, c3, c4, c5)
-        return c1 and c2 and c3 and c4 and c5
+            # "stalled": not beyond the price τ ago (below it for sell pressure); "new_low": beyond it.
+            # Every τ must pass ("all"), or one ("any"): stop at the first τ that decides.
+            c5 = self.all_taus
+            new_low, down = self.new_low, self.down
+            for i in range(n - 1 - self.tau_lo, n - 2 - self.tau_hi, -1):
+                past = prices[i]
+                hit = ((price < past) if down else (price > past)) == new_low and lpi < lpis[i]
+                if hit != c5:
+                    c5 = hit
+                    break
+        self.conditions = (c1, c2, oi_flush, c4, c5)
+        return c1 and c2 and oi_flush and c4 and c5
 
 
 @dataclass(slots=True)
@@ -163,17 +189,18 @@ class LpiSignal:
 
     def _judge(self, tick: LpiTick, liq_p95: float) -> Judged:
         p = self.p
-        res = []
-        for name in SIDES:
-            side = tick.pressure(name)
-            spike = liq_p95 > 0 and side.liq_usd > p.liq_spike_mult * liq_p95
-            classify_ok = (spike if tick.oi_sparse else tick.z_oi > p.c_oi)
-            flush_ok = (spike if tick.oi_sparse else tick.z_oi > p.z_oi_hi)
+        sparse, z_oi, spike_usd = tick.oi_sparse, tick.z_oi, p.liq_spike_mult * liq_p95
+        out = []
+        for name, side in (("sell", tick.sell), ("buy", tick.buy)):
+            if sparse:  # a liquidation spike on this side stands in for the OI tests
+                classify_ok = flush_ok = liq_p95 > 0 and side.liq_usd > spike_usd
+            else:
+                classify_ok, flush_ok = z_oi > p.c_oi, z_oi > p.z_oi_hi
             state = self.states[name].update(tick.ts, side, classify_ok)
             det = self.detectors[name]
             exhausted = det.update(tick.price, side, flush_ok)
-            res.append(SideSignal(name, state, exhausted, det.conditions))
-        return tick, res[0], res[1]
+            out.append(SideSignal(name, state, exhausted, det.conditions))
+        return tick, out[0], out[1]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -514,9 +541,9 @@ class LpiStrategy(Strategy):
         if st is None or not st.mode:
             return []
         if order.status is OrderStatus.REJECTED and order.purpose is Purpose.ENTRY:
-            # e.g. a PostOnly quote that would have crossed, or a limit of the risk gate: wait a TTL
+            # e.g. a PostOnly quote that would have crossed, or a limit of the risk gate: no new quotes
+            # for a TTL (the layers that did go out keep resting and ageing)
             st.retry_ts = ctx.now + int(self.params[order.symbol].quote_ttl_s * NS)
-            st.quoted_ts = 0
             if st.mode == "B":
                 self.trades[order.symbol] = SymbolTrade()
             return []

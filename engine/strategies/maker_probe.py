@@ -55,8 +55,19 @@ class MakerProbeStrategy(Strategy):
         for side, price in touch.items():
             mine = [o for o in working if o.side == side]
             if not mine:
-                out.append(PlaceOrder(sym, side, lot, price, OrderType.LIMIT, post_only=True, purpose=Purpose.EXIT,
-                                      strategy=self.name, reason="quote"))
+                out.append(
+                    PlaceOrder(
+                        sym,
+                        side,
+                        lot,
+                        price,
+                        OrderType.LIMIT,
+                        post_only=True,
+                        purpose=Purpose.EXIT,
+                        strategy=self.name,
+                        reason="quote",
+                    )
+                )
                 continue
             for o in mine:
                 if o.price != price and o.id not in self.cancelling:
