@@ -55,15 +55,28 @@ class OrderBook:
             self._dirty = True
 
     def apply_delta(self, bids, asks, ts: int = 0, update_id: int = 0) -> None:
-        for side, levels in ((self.bids, bids), (self.asks, asks)):
-            for p, q in levels:
-                if q > 0:
-                    side[p] = q
-                else:
-                    side.pop(p, None)
+        # Best prices are kept incrementally; only deleting the best level forces a rescan.
+        if self._dirty:
+            self._refresh()
+        bid_map, ask_map = self.bids, self.asks
+        bb, ba, dirty = self._best_bid, self._best_ask, False
+        for p, q in bids:
+            if q > 0:
+                bid_map[p] = q
+                if bb is None or p > bb:
+                    bb = p
+            elif bid_map.pop(p, None) is not None and p == bb:
+                dirty = True
+        for p, q in asks:
+            if q > 0:
+                ask_map[p] = q
+                if ba is None or p < ba:
+                    ba = p
+            elif ask_map.pop(p, None) is not None and p == ba:
+                dirty = True
+        self._best_bid, self._best_ask, self._dirty = bb, ba, dirty
         self.ts = ts
         self.update_id = update_id
-        self._dirty = True
 
     def _refresh(self) -> None:
         self._best_bid = max(self.bids) if self.bids else None

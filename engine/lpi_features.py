@@ -233,6 +233,8 @@ class LpiFeatures:
                        band_depth(asks, a, eta, "ask", best_first=True))
 
     def _set_book(self, b: float, bq: float, a: float, aq: float, depth_bid: float, depth_ask: float) -> None:
+        if not (0.0 < b < math.inf and 0.0 < a < math.inf):  # no usable touch: keep the last good book
+            return
         self.bid, self.bid_qty, self.ask, self.ask_qty = b, bq, a, aq
         self.depth_bid, self.depth_ask = depth_bid, depth_ask
         if not self.has_book:
@@ -242,6 +244,8 @@ class LpiFeatures:
     def on_trade(self, price: float, qty: float, side: str) -> None:
         """Add a trade (`side` = aggressor) to the open window: V$, and V_impact when it prints
         beyond θ from the touch at the window's start (b_{t−}·(1 − θ) for sells, a_{t−}·(1 + θ) for buys)."""
+        if not (price > 0.0 and qty > 0.0 and price < math.inf and qty < math.inf):
+            return  # a bad print (NaN, zero, negative) must not poison the running sums
         value = price * qty
         self.v_dollar += value
         self.trades += 1
@@ -253,14 +257,16 @@ class LpiFeatures:
 
     def on_liquidation(self, ts: int, side: str, notional: float) -> None:
         """A liquidated long adds to the sell side's pressure, a liquidated short to the buy side's."""
+        if not 0.0 < notional < math.inf:
+            return
         k = 0 if side == "long" else 1
         self.liqs.append((ts, k, notional))
         self.liq_sum[k] += notional
 
     def on_ticker(self, ts: int, open_interest: float | None, funding_rate: float | None = None) -> None:
-        if funding_rate is not None:
+        if funding_rate is not None and math.isfinite(funding_rate):
             self.funding_rate = funding_rate
-        if open_interest is None or open_interest <= 0:
+        if open_interest is None or not 0.0 < open_interest < math.inf:
             return
         p = self.p
         if self.oi_last is not None:

@@ -31,11 +31,11 @@ from importlib import metadata
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .events import EVENT_TYPES, NS
-
-CHECKPOINT_IDLE_S = 1.0  # wall seconds between checkpoints when no trading rows are pending
 from .orders import Fill, Order, OrderStatus, OrderType, Position, Purpose
 from .portfolio import SymbolCounters
 from .store import Checkpoint, Saved, Store, StoreError
+
+CHECKPOINT_IDLE_S = 1.0  # wall seconds between checkpoints when no trading rows are pending
 
 if TYPE_CHECKING:
     from .config import Settings

@@ -10,7 +10,8 @@
   spread widens to 10 ticks and depth thins; a "forced" episode flushes open interest
   (1% per second), an "informed" one does not (OI rises as new positions open);
 * `recovery(seconds)`: the price stalls at the low, no impact trades, the spread stays wide
-  while depth rebuilds a little every tick: LPI rolls over, liquidity reforms.
+  while depth rebuilds a little every tick: LPI rolls over, liquidity reforms;
+* `drift(seconds, per_tick)`: the mid moves a fixed amount per tick (a rebound, for markouts).
 """
 
 from __future__ import annotations
@@ -86,6 +87,13 @@ class CraftedMarket:
     def recovery(self, seconds: float) -> CraftedMarket:
         for _ in range(int(seconds * 4)):
             self.depth *= 1.02
+            self._tick([])
+        return self
+
+    def drift(self, seconds: float, per_tick: float) -> CraftedMarket:
+        """The book as it is, the mid moving `per_tick` USD a tick (a rebound when positive)."""
+        for _ in range(int(seconds * 4)):
+            self.mid = round(self.mid + per_tick, 2)
             self._tick([])
         return self
 

@@ -77,7 +77,9 @@ def test_the_command_line_overrides_reach_the_paper_exchange(tmp_path):
         ]
     )
     assert rc == 0
-    fm = json.loads(out.read_text())["fill_model"]
+    summary = json.loads(out.read_text())
+    assert summary["fast_forward"] == {"enabled": False, "events_skipped": 0}
+    fm = summary["fill_model"]
     assert fm == {
         "latency_ms": 5.0,
         "queue_model": "power3",
@@ -129,3 +131,11 @@ def test_maker_probe_fills_on_the_real_binance_capture(tmp_path, monkeypatch):
     s = run_backtest(Settings(), cfg, progress=False).summary
     assert s["fills"] > 0 and s["metrics"]["execution"]["taker_fills"] == 0
     assert 0 < s["fill_rate"] < 1
+
+
+def test_fast_forward_flag_reaches_the_runner(tmp_path):
+    out = tmp_path / "ff.json"
+    args = ["backtest", "--strategy", "cascade", "--symbols", "BTCUSDT", "--seed", "3", "--duration", "600"]
+    assert main([*args, "--fast-forward", "--json", str(out)]) == 0
+    ff = json.loads(out.read_text())["fast_forward"]
+    assert ff["enabled"] is True and ff["events_skipped"] > 0

@@ -33,3 +33,17 @@ def test_depth_within_bps_of_mid():
     # 10 bps of 100.05 = 0.10005: bids >= 99.94995 and asks <= 100.15005
     assert abs(b.depth_within("bid", 10) - (100.0 + 2 * 99.95)) < 1e-9
     assert abs(b.depth_within("ask", 10) - 100.1) < 1e-9
+
+
+def test_incremental_best_prices_match_a_full_rescan():
+    import random
+
+    rng = random.Random(7)
+    b = OrderBook("X")
+    b.apply_snapshot([(100.0 - i, 1.0) for i in range(20)], [(101.0 + i, 1.0) for i in range(20)])
+    for _ in range(5000):
+        side = [(round(rng.uniform(80, 100.5) * 2) / 2, rng.choice([0.0, 0.0, 1.0, 2.0]))]
+        other = [(round(rng.uniform(100.5, 121) * 2) / 2, rng.choice([0.0, 0.0, 1.0, 2.0]))]
+        b.apply_delta(side, other)
+        assert b.best_bid == (max(b.bids) if b.bids else None)
+        assert b.best_ask == (min(b.asks) if b.asks else None)

@@ -203,3 +203,27 @@ def test_robust_z_of_ldr_matches_numpy_on_random_books():
         med = np.median(w)
         mad = np.median(np.abs(w - med))
         assert zs[k] == pytest.approx((ldrs[k] - med) / (1.4826 * mad), rel=0.03, abs=0.02)
+
+
+def test_bad_input_neither_crashes_nor_poisons_the_sums():
+    f = LpiFeatures(params(oi_lag_s=1.0))
+    nan = float("nan")
+    _feed(f, _oi_events([1000.0] * 7, 1.0))  # OI warm by T0 + 7 s: the next update would be scored
+    b = T0 + 8 * NS
+    ticks = _feed(f, [
+        (b + MS, "book", (B1_BIDS, B1_ASKS)),
+        (b + 10 * MS, "trade", (nan, 1.0, "sell")),
+        (b + 20 * MS, "trade", (99.0, -2.0, "sell")),
+        (b + 30 * MS, "trade", (0.0, 1.0, "buy")),
+        (b + 40 * MS, "liq", ("long", nan)),
+        (b + 50 * MS, "ticker", (nan, nan)),
+        (b + 55 * MS, "ticker", (-5.0, None)),
+        (b + 60 * MS, "book", ([(0.0, 1.0)], [(0.0, 1.0)])),  # a broken snapshot: the last good one stays
+        (b + 300 * MS, "trade", (100.0, 1.0, "buy")),
+        (b + 600 * MS, "book", (B1_BIDS, B1_ASKS)),
+    ])
+    assert [t.ts - b for t in ticks] == [250 * MS, 500 * MS]
+    t = ticks[1]
+    assert t.dollar_volume == pytest.approx(100.0) and t.sell.liq_usd == 0.0
+    assert all(math.isfinite(x) for x in (t.sell.lpi, t.buy.lpi, t.pi, t.sell.fsi, t.r)) and t.mid == 100.05
+    assert f.d_oi == 0.0 and f.g == 1.0 and f.oi_last == 1000.0 and f.funding_rate == pytest.approx(0.0001)

@@ -207,6 +207,12 @@ def test_cancel_when_the_gate_fails_again_or_the_spread_passes_its_cap():
     entries = quoted(desk)
     desk.step(z_pi=2.5, exhausted=False)
     assert set(desk.broker.cancels) == {o.id for o in entries}
+    desk.step(z_pi=2.5, exhausted=False)  # the cancels are still on their way: not sent twice
+    assert len(desk.broker.cancels) == 3
+    for o in entries:
+        desk.cancelled(o.id)
+    desk.step(z_pi=0.1, exhausted=False)  # the gate is open again inside the entry window: new quotes
+    assert len(desk.entries()) == 3
     desk2 = Scripted()
     entries = quoted(desk2)
     desk2.step(spread=10.0, exhausted=False)  # 40 bps > the 20 bps cap

@@ -28,7 +28,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..config import ConfigError, Settings
-from ..events import NS, BookSnapshot, Quote, Trade
+from ..events import NS, BookSnapshot, LongShortRatio, Quote, Ticker, Trade
 from ..orders import Fill, Order
 from ..portfolio import ClosedTrade
 from .metrics import DEFAULT_PERIODS, backtest_metrics, daily_returns
@@ -43,6 +43,9 @@ DEFAULT_SYNTHETIC_S = 86_400.0
 # Market data whose only effect while nothing works is the latest state it leaves (book, last trade).
 # BookDelta is not here: deltas accumulate. Tickers carry funding times and are always dispatched.
 FAST_FORWARD_TYPES = frozenset({Trade, BookSnapshot, Quote})
+# Dispatched while idle without first applying the held events: what they update (mark, funding, OI,
+# long/short ratio) never reads the book or the last trade when there is no position to settle.
+INDEPENDENT_TYPES = frozenset({Ticker, LongShortRatio})
 
 
 @dataclass
@@ -238,9 +241,9 @@ def run_backtest(
     n = skipped = 0
     # fast-forward: while nothing works, market data no strategy listens to is held, not dispatched;
     # only the latest of each kind per symbol is applied before the next event that can matter
-    skippable = (
-        FAST_FORWARD_TYPES - {t for st in strategies for t in st.subscriptions} if cfg.fast_forward else set()
-    )
+    subscribed = {t for st in strategies for t in st.subscriptions}
+    skippable = FAST_FORWARD_TYPES - subscribed if cfg.fast_forward else set()
+    passthrough = INDEPENDENT_TYPES - subscribed if cfg.fast_forward else set()
     held: dict[tuple[str, type], Any] = {}
     bar = _Progress(progress)
     engine.start()
@@ -261,8 +264,13 @@ def run_backtest(
             if n % DRAIN_EVERY == 0:
                 drain()
                 bar.update(ts, n)
-            hold = bool(skippable) and type(ev) in skippable and _idle(engine, ts)
-            if held and not hold:  # the held state goes in before anything (a timer included) can look at it
+            hold = passes = False
+            if skippable:
+                t = type(ev)
+                if t in skippable or t in passthrough:
+                    idle = _idle(engine, ts)
+                    hold, passes = idle and t in skippable, idle and t in passthrough
+            if held and not (hold or passes):  # the held state goes in before anything can look at it
                 for prior in held.values():
                     engine.dispatch(prior)
                 held.clear()

@@ -239,6 +239,8 @@ class LpiStrategy(Strategy):
         self.btc = cfg.btc_symbol
         self.btc_prices: deque[tuple[int, float]] = deque()
         self.recent = {s: deque() for s in self.symbols}  # (ts, price) over mode_b_lookback_s, for Mode B
+        self.was_exhausted = {s: {"sell": False, "buy": False} for s in self.symbols}
+        self.cancelling: set[str] = set()  # order ids with a cancel on its way
         self.decisions: dict[str, int] = {}
 
     def _count(self, key: str) -> None:
@@ -275,9 +277,12 @@ class LpiStrategy(Strategy):
             q.append((tick.ts, tick.price))
             while q[0][0] < tick.ts - int(p.mode_b_lookback_s * NS):
                 q.popleft()
+        was = self.was_exhausted[sym]
+        rising = [s for s in (sell, buy) if s.exhausted and not was[s.side]]  # act once per exhaustion
+        was["sell"], was["buy"] = sell.exhausted, buy.exhausted
         if st.mode:
             return self._manage(sym, tick, ctx)
-        fired = [s for s in (sell, buy) if s.exhausted and s.state == FORCED]
+        fired = [s for s in rising if s.state == FORCED]
         if fired and p.mode_a:
             best = max(fired, key=lambda s: tick.pressure(s.side).lpi)
             return self._start_fade(sym, tick, best, ctx)
@@ -392,16 +397,15 @@ class LpiStrategy(Strategy):
         if now >= st.quote_until:
             if not holding:
                 return self._finish(sym, entries, "entry window over")
-            return [CancelOrder(o.id, self.name, "entry window over") for o in entries]
+            return self._cancel(entries, "entry window over")
         why = self._gate(sym, tick)
         if entries:
             if why:
                 st.quoted_ts = 0
-                return [CancelOrder(o.id, self.name, why) for o in entries]
+                return self._cancel(entries, why)
             if st.quoted_ts and now - st.quoted_ts >= p.quote_ttl_s * NS:
                 st.quoted_ts = 0
-                return [CancelOrder(o.id, self.name, f"quotes older than {p.quote_ttl_s:g} s: replace")
-                        for o in entries]
+                return self._cancel(entries, f"quotes older than {p.quote_ttl_s:g} s: replace")
             return []
         if holding:  # the risk gate allows one position per symbol: no new layers once filled
             return []
@@ -438,7 +442,7 @@ class LpiStrategy(Strategy):
             qty = inst.round_qty(abs(pos.qty) * p.btc_reduce_fraction)
             out.append(LogLine(f"{sym} BTC moved {crash:+.0f} bps in {p.btc_crash_window_s:g} s: "
                                f"reduce by {p.btc_reduce_fraction:.0%}", self.name, "warn"))
-            out += [CancelOrder(o.id, self.name, "BTC filter") for o in entries]
+            out += self._cancel(entries, "BTC filter")
             if qty >= inst.min_qty and qty < abs(pos.qty):
                 out.append(PlaceOrder(sym, "sell" if long else "buy", qty, None, OrderType.MARKET,
                                       reduce_only=True, purpose=Purpose.EXIT, strategy=self.name,
@@ -476,15 +480,24 @@ class LpiStrategy(Strategy):
         ctx.set_timer(st.exit_due, f"tick:{sym}")
         self._count("exit: tp")
         inst = ctx.instrument(sym)
-        return [*(CancelOrder(o.id, self.name, "exiting") for o in entries),
+        return [*self._cancel(entries, "exiting"),
                 LogLine(f"{sym} {why}: PostOnly exit at {touch:g}", self.name),
                 PlaceOrder(sym, "sell" if long else "buy", inst.round_qty(abs(pos.qty)), touch,
                            OrderType.LIMIT, post_only=True, reduce_only=True, purpose=Purpose.TAKE_PROFIT,
                            strategy=self.name, reason=why)]
 
+    def _cancel(self, orders: list, why: str) -> list[Intent]:
+        """Cancel each order once (a cancel takes a round trip; the order stays open meanwhile)."""
+        out: list[Intent] = []
+        for o in orders:
+            if o.id not in self.cancelling:
+                self.cancelling.add(o.id)
+                out.append(CancelOrder(o.id, self.name, why))
+        return out
+
     def _finish(self, sym: str, entries: list, why: str) -> list[Intent]:
         self.trades[sym] = SymbolTrade()
-        return [CancelOrder(o.id, self.name, why) for o in entries]
+        return self._cancel(entries, why)
 
     # -- Mode B --------------------------------------------------------------------------------------
     def _trend_entry(self, sym: str, tick: LpiTick, sig: SideSignal, ctx: StrategyContext) -> list[Intent]:
@@ -537,6 +550,8 @@ class LpiStrategy(Strategy):
 
     # -- orders --------------------------------------------------------------------------------------
     def on_order_update(self, order: Order, fill: Fill | None, ctx: StrategyContext) -> list[Intent]:
+        if not order.status.is_open:
+            self.cancelling.discard(order.id)
         st = self.trades.get(order.symbol)
         if st is None or not st.mode:
             return []
