@@ -111,6 +111,19 @@ def test_one_position_and_one_working_entry_per_symbol():
     assert "already has a position" in reason(w, entry())
 
 
+def test_layers_of_one_layered_quote_share_the_symbol_slot_but_not_the_caps():
+    w = world(risk={"max_total_notional_usd": 6000.0})
+    assert w.engine.place(entry(qty=1.0, price=2490.0, strategy="lpi", meta={"layer": 1})) is not None
+    assert reason(w, entry(qty=0.5, price=2489.99, strategy="lpi", meta={"layer": 2})) == ""
+    assert w.engine.place(entry(qty=0.5, price=2489.99, strategy="lpi", meta={"layer": 2})) is not None
+    # not a layer, another strategy, or the other side: still one working entry per symbol
+    assert "working entry" in reason(w, entry(qty=0.1, strategy="lpi"))
+    assert "working entry" in reason(w, entry(qty=0.1, strategy="cascade", meta={"layer": 3}))
+    assert "working entry" in reason(w, entry(qty=0.1, price=2600.0, side="sell", strategy="lpi", meta={"layer": 3}))
+    # layers still count against the total notional cap: 3,735 working + 2,490 > 6,000
+    assert "total notional" in reason(w, entry(qty=1.0, price=2489.98, strategy="lpi", meta={"layer": 3}))
+
+
 def test_at_most_four_symbols_with_positions_or_entries():
     w = world()
     for sym, px, q in (("BTCUSDT", 99_000.0, 0.03), (ETH, 2490.0, 1.0), ("SOLUSDT", 179.0, 10.0),

@@ -159,9 +159,9 @@ class Risk:
         if pos is not None and pos.qty != 0.0:
             return f"{sym} already has a position (one per symbol)"
         busy, exposure = self._exposure(engine)
-        if sym in busy:
+        if sym in busy and not self._is_added_layer(intent, engine):
             return f"{sym} already has a working entry (one per symbol)"
-        if len(busy) >= cfg.max_open_symbols:
+        if sym not in busy and len(busy) >= cfg.max_open_symbols:
             return f"{len(busy)} symbols already in use (max {cfg.max_open_symbols})"
         total = exposure + notional
         if total > cfg.max_total_notional_usd:
@@ -171,6 +171,16 @@ class Risk:
             return f"account leverage {total / equity if equity > 0 else float('inf'):.1f}x above " \
                    f"{cfg.max_leverage:g}x"
         return ""
+
+    @staticmethod
+    def _is_added_layer(intent: PlaceOrder, engine: Engine) -> bool:
+        """A further layer of one layered quote (LPI's Mode A): same strategy, symbol and side as every
+        working entry there, and marked `meta["layer"]`. The layers form one entry decision, so they
+        share the symbol's slot; their notional still counts against every cap."""
+        if not intent.meta.get("layer"):
+            return False
+        working = [o for o in engine.open_orders.values() if o.purpose is Purpose.ENTRY and o.symbol == intent.symbol]
+        return bool(working) and all(o.strategy == intent.strategy and o.side == intent.side for o in working)
 
     @staticmethod
     def _exposure(engine: Engine) -> tuple[set[str], float]:
