@@ -8,8 +8,8 @@ engine's default pass-through risk gate and automatic approval.
 from __future__ import annotations
 
 import math
-from typing import Any
 
+from cascade_helpers import ScriptedBroker
 from lpi_helpers import T0, CraftedMarket
 
 from engine.clock import SimClock
@@ -30,27 +30,6 @@ from engine.strategies.lpi import FORCED, INFORMED, LpiStrategy, SideSignal
 STEP = 250_000_000
 
 
-class Broker:
-    name = "scripted"
-
-    def __init__(self) -> None:
-        self.sent: list = []
-        self.cancels: list[str] = []
-        self.engine: Engine | None = None
-
-    def attach(self, engine: Engine) -> None:
-        self.engine = engine
-
-    def submit(self, order) -> None:
-        self.sent.append(order)
-
-    def cancel(self, order_id: str) -> None:
-        self.cancels.append(order_id)
-
-    def on_market(self, ev: Any) -> None:
-        return None
-
-
 def make_settings(symbols=("ETHUSDT",), **lpi) -> Settings:
     data = Settings().model_dump()
     data["engine"] = {**data["engine"], "symbols": list(symbols), "log_file": ""}
@@ -63,7 +42,7 @@ class Desk:
         self.settings = make_settings(symbols, **lpi)
         self.clock = SimClock(T0)
         self.strategy = LpiStrategy(self.settings, list(symbols))
-        self.broker = Broker()
+        self.broker = ScriptedBroker()
         self.lines: list[str] = []
         self.engine = Engine(self.settings, clock=self.clock, strategies=[self.strategy], broker=self.broker,
                              output=self.lines.append)
