@@ -37,7 +37,7 @@ from .orders import (
     opposite,
 )
 from .portfolio import ClosedTrade, Portfolio
-from .stats import Cascade, CascadeDetector, RollingQuantile
+from .stats import CascadeDetector, RollingQuantile
 from .strategies.base import Strategy
 
 
@@ -973,11 +973,6 @@ class Engine:
                             for k, v in self.portfolio.performance().items()},
             "per_symbol": per_symbol,
         }
-
-
-def last_cascade(engine: Engine, symbol: str) -> Cascade | None:
-    m = engine.markets.get(symbol)
-    return None if m is None else (m.cascades.current or m.cascades.last_completed)
 
 
 __all__ = ["Engine", "MarketState", "StrategyContext", "RiskDecision", "PassRisk", "AutoApproval",

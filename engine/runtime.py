@@ -5,7 +5,6 @@ headless runner, the console and the backtester."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from .config import ConfigError, Settings
@@ -140,7 +139,3 @@ def _execution(settings: Settings, opts: RunOptions) -> dict:
     else:
         broker = PaperExchange(settings)
     return {"risk": Risk(settings), "approval": Approval(settings), "broker": broker}
-
-
-def default_log_path(settings: Settings, db: str) -> Path:
-    return Path(settings.engine.log_file)

@@ -193,22 +193,6 @@ class CascadeDetector:
         self.current = None if c is None else Cascade(self.symbol, **c)
 
 
-class Ewma:
-    """Exponentially weighted mean with half-life in samples."""
-
-    __slots__ = ("alpha", "value", "n")
-
-    def __init__(self, halflife: float):
-        self.alpha = 1.0 - 0.5 ** (1.0 / halflife)
-        self.value = 0.0
-        self.n = 0
-
-    def update(self, x: float) -> float:
-        self.value = x if self.n == 0 else self.value + self.alpha * (x - self.value)
-        self.n += 1
-        return self.value
-
-
 class RollingMedianMad:
     """Rolling median and MAD of the last `window` values in O(1) amortized time per update.
 
