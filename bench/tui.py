@@ -92,7 +92,7 @@ def child(rate: float, result_path: str, db: str, services: bool) -> None:
     if not services:  # attribution only: the console without the store and the control socket
         async def no_services(*_args, **_kwargs) -> list:
             return []
-        tui.app._start_services = no_services
+        tui.app.start_services = no_services
 
     class LoadedConsole(LiqdeskApp):
         lag_s: list[float] = []

@@ -1,11 +1,15 @@
 """Builds a runnable engine from settings and run options: the one place where
 feeds, strategies, gates, broker and store are wired together, shared by the
-headless runner, the console and the backtester."""
+headless runner, the console and the backtester. `start_services` adds what runs
+around a live engine (store, control socket, broker connection); `LineSink` is
+where its output lines go."""
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, TextIO
 
 from .config import ConfigError, Settings
 from .engine import Engine
@@ -139,3 +143,51 @@ def _execution(settings: Settings, opts: RunOptions) -> dict:
     else:
         broker = PaperExchange(settings)
     return {"risk": Risk(settings), "approval": Approval(settings), "broker": broker}
+
+
+class LineSink:
+    """Writes output lines to stdout and a log file (line-buffered, so a kill loses little)."""
+
+    def __init__(self, log_path: Path | None, stream: TextIO | None = None):
+        self.stream = stream if stream is not None else sys.stdout
+        self.file = open(log_path, "a", encoding="utf-8", buffering=1) if log_path else None  # noqa: SIM115
+
+    def __call__(self, line: str) -> None:
+        self.stream.write(line + "\n")
+        if self.file is not None:
+            self.file.write(line + "\n")
+
+    def close(self) -> None:
+        self.stream.flush()
+        if self.file is not None:
+            self.file.close()
+
+
+async def start_services(engine, settings: Settings, opts: RunOptions, feeds: list | None = None) -> list:
+    """Optional services around the engine (store, control socket, APIs).
+
+    The store comes first: it restores the engine's (and the feeds') state before anything
+    else looks at it, and it stops last, writing the final checkpoint."""
+    services: list = []
+    from .recovery import StoreService
+    store = await StoreService.open(engine, feeds if feeds is not None else [], settings, opts)
+    services.append(store)
+    try:
+        from .control import ControlServer, socket_path
+        control = ControlServer(engine, socket_path(settings, opts.db))
+        await control.start()
+        services.append(control)
+        broker_start = getattr(engine.broker, "start", None)  # Bybit: instruments, positions, private stream
+        if broker_start is not None:
+            await broker_start()
+            services.append(engine.broker)
+        await store.reconcile()  # demo/testnet/live: the broker is connected, adopt the exchange's truth
+    except BaseException:
+        await stop_services(engine, services)
+        raise
+    return services
+
+
+async def stop_services(engine, services: list) -> None:
+    for svc in reversed(services):
+        await svc.stop()

@@ -27,8 +27,7 @@ from textual.worker import Worker, WorkerState
 
 from engine.config import ConfigError, Settings
 from engine.engine import Engine
-from engine.headless import LineSink, _start_services, _stop_services
-from engine.runtime import RunOptions, build_engine
+from engine.runtime import LineSink, RunOptions, build_engine, start_services, stop_services
 from engine.store import inspect_file
 
 from .screens.confirm import ConfirmScreen, LiveConfirmScreen
@@ -132,14 +131,14 @@ class LiqdeskApp(App[None]):
 
     async def _run_engine(self) -> None:
         eng, feeds = self.engine, self.feeds or []
-        services = await _start_services(eng, self.settings, self.opts, feeds)
+        services = await start_services(eng, self.settings, self.opts, feeds)
         try:
             if any(getattr(f, "live", False) for f in feeds):
                 await eng.run_live(feeds)
             else:
                 await eng.run(feeds, speed=self.opts.speed, yield_every=UI_YIELD_EVERY)
         finally:
-            await _stop_services(eng, services)
+            await stop_services(eng, services)
 
     @property
     def engine_running(self) -> bool:
