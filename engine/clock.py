@@ -2,8 +2,7 @@
 
 SimClock only moves when told to (`advance_to`), firing due timers in time
 order (ties by registration order), which makes runs deterministic.
-WallClock follows real time, optionally scaled by a speed multiplier from a
-simulated origin, and fires timers from `advance_to` as the engine moves on.
+WallClock follows real time for live feeds.
 """
 
 from __future__ import annotations
@@ -93,24 +92,14 @@ class SimClock:
             self._now = int(ts_ns)
         return fired
 
-    @property
-    def pending_timers(self) -> int:
-        return len(self._timers)
-
 
 class WallClock(SimClock):
-    """Real time. With `speed` != 1 and an `origin_ns`, simulated time runs at
-    `speed` times real time from that origin (used for `--speed N` replays)."""
+    """Real time, for live feeds: it starts at the wall clock's time (so timers set before the
+    first event are not due at once) and `sync()` moves it to the wall clock, firing due timers.
+    Paced replays (`--speed N`) keep a SimClock: the engine paces them itself."""
 
-    def __init__(self, speed: float = 1.0, origin_ns: int | None = None) -> None:
-        self.speed = float(speed)
-        self._wall0 = time.time_ns()
-        self._origin = self._wall0 if origin_ns is None else int(origin_ns)
-        super().__init__(self._origin)
+    def __init__(self) -> None:
+        super().__init__(time.time_ns())
 
-    def wall_now(self) -> int:
-        return self._origin + int((time.time_ns() - self._wall0) * self.speed)
-
-    def seconds_until(self, ts_ns: int) -> float:
-        """Real seconds to wait until simulated time reaches `ts_ns`."""
-        return max(0.0, (ts_ns - self.wall_now()) / 1e9 / self.speed)
+    def sync(self) -> int:
+        return self.advance_to(time.time_ns())

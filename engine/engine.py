@@ -211,9 +211,6 @@ class StrategyContext:
         return [o for o in self._engine.open_orders.values()
                 if o.strategy == name and (symbol is None or o.symbol == symbol)]
 
-    def all_open_orders(self) -> list[Order]:
-        return list(self._engine.open_orders.values())
-
     @property
     def equity(self) -> float:
         return self._engine.portfolio.realized_equity
@@ -436,7 +433,7 @@ class Engine:
             while not self._stop and (t_end is None or time.monotonic() < t_end):
                 try:
                     ev = await asyncio.wait_for(queue.get(), timeout=tick_s)
-                except TimeoutError:
+                except TimeoutError:  # a quiet feed: timers still fire on wall time
                     self.clock.advance_to(time.time_ns())
                     continue
                 self.dispatch(ev, live=True)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from .clock import SimClock, WallClock
 from .config import ConfigError, Settings
 from .engine import Engine
 from .strategies import UnknownStrategy, create
@@ -123,7 +124,8 @@ def build_engine(settings: Settings, opts: RunOptions, output=None) -> tuple[Eng
         from .strategies.lpi import synthetic_settings
         feed_settings = synthetic_settings(settings)[0]
     feeds = build_feeds(feed_settings, opts)
-    engine = Engine(settings, strategies=strategies, output=output, mode=opts.mode,
+    clock = WallClock() if any(getattr(f, "live", False) for f in feeds) else SimClock()
+    engine = Engine(settings, clock=clock, strategies=strategies, output=output, mode=opts.mode,
                     **_execution(settings, opts))
     for feed in feeds:  # live feeds publish their health in engine.feed_states and log through it
         attach = getattr(feed, "attach", None)

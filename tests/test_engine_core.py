@@ -169,3 +169,18 @@ def test_engine_counts_cascades_with_threshold_from_1000th_liquidation():
     eng.dispatch(liq(2000, thr + 1))
     eng.dispatch(liq(2010, thr + 5))
     assert eng.stats.per_symbol_cascades["ETHUSDT"] == 1
+
+
+def test_wallclock_starts_at_wall_time_and_sync_fires_due_timers():
+    import time
+
+    from engine.clock import WallClock
+
+    before = time.time_ns()
+    c = WallClock()
+    assert before <= c.now() <= time.time_ns()
+    fired = []
+    c.call_later(0, fired.append)
+    c.call_later(3600 * NS, fired.append)  # an hour away: not due
+    assert c.sync() == 1 and len(fired) == 1 and fired[0] >= before
+    assert c.now() >= fired[0]
