@@ -63,10 +63,16 @@ def run(
     duration: DurationOpt = None, db: DbOpt = "liqdesk.db",
     summary_json: Annotated[str | None, typer.Option("--summary-json", help="write the run summary here")] = None,
     live: LiveOpt = False,
+    api: Annotated[str | None, typer.Option("--api", help="serve the funding API on HOST:PORT (default address "
+                                                          "127.0.0.1:8700; PORT or 'default' also work)")] = None,
 ) -> None:
     """Run the engine (the console unless --headless)."""
     settings = load_config(config)
     opts = _options(feed, mode, strategies, seed, speed, duration, db, live, summary_json)
+    if api is not None:
+        from .funding.api import check_bind
+        check_bind(api, settings)  # a public bind without a token stops here, before anything starts
+        opts.extra["api"] = api
     if duration is not None and duration <= 0:
         raise ConfigError(f"config error: --duration = {duration}: must be > 0 simulated seconds")
     if headless:
@@ -96,14 +102,27 @@ def config_check(config: ConfigOpt = None) -> None:
 @app.command()
 def ctl(
     command: Annotated[str, typer.Argument(help="status | halt [REASON] | resume | cancel_all | flatten | "
-                                                 "approve ID | reject ID | approve_all | pause NAME")],
-    arg: Annotated[str | None, typer.Argument(help="approval ID, strategy NAME or halt REASON")] = None,
+                                                 "approve ID | reject ID | approve_all | pause NAME | "
+                                                 "unblacklist SYMBOL")],
+    arg: Annotated[str | None, typer.Argument(help="approval ID, strategy NAME, SYMBOL or halt REASON")] = None,
     db: DbOpt = "liqdesk.db", config: ConfigOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the engine status as JSON")] = False,
 ) -> None:
     """Send a command to a running engine (its control socket: <db>.sock unless configured)."""
     from .control import run_ctl
     raise typer.Exit(run_ctl(load_config(config), db, command, arg, as_json, typer.echo))
+
+
+@app.command()
+def lit(
+    once: Annotated[bool, typer.Option("--once", help="evaluate once, act, print what was done, exit")] = False,
+    config: ConfigOpt = None, feed: FeedOpt = "synthetic", mode: ModeOpt = "paper", seed: SeedOpt = None,
+    speed: SpeedOpt = "1", duration: DurationOpt = None, db: DbOpt = "liqdesk.db", live: LiveOpt = False,
+) -> None:
+    """The Liquidity Imbalance Tracker alone: every interval (INTERVAL env, s), or once with --once."""
+    from .lit_runner import lit_main
+    raise typer.Exit(lit_main(load_config(config), _options(feed, mode, "lit", seed, speed, duration, db, live),
+                              once))
 
 
 @app.command()
@@ -187,6 +206,22 @@ def study_cascade(config: ConfigOpt = None, feed: StudyFeedOpt = "synthetic", se
     _study("cascade", config, feed, seed, duration, json_path, plot, jobs)
 
 
+@study_app.command("lta")
+def study_lta(config: ConfigOpt = None, seed: SeedOpt = None,
+              duration: Annotated[float, typer.Option("--duration", help="synthetic seconds")] = 30 * 86_400.0,
+              interval: Annotated[str, typer.Option("--interval", help="synthetic bar length")] = "1h",
+              horizon: Annotated[int, typer.Option("--horizon", help="N of the next-N-bar return")] = 5,
+              data: Annotated[str, typer.Option("--data", help="real sample data directory ('' = none)")] =
+              "../shared/sample-data",
+              real_intervals: Annotated[str, typer.Option("--real-intervals", help="bar seconds for real trades")] =
+              "1,5",
+              json_path: JsonOpt = None) -> None:
+    """Information coefficient (Spearman) and t-statistics of LDPM/LDPS for next-bar and next-N-bar returns."""
+    from .backtest.lta_study import lta_study_main
+    raise typer.Exit(lta_study_main(load_config(config), seed, duration, interval, horizon, data or None,
+                                    real_intervals, json_path, typer.echo))
+
+
 @app.command()
 def backtest(
     strategy: Annotated[str, typer.Option("--strategy", help="strategy name, e.g. cascade or maker-probe")],
@@ -204,13 +239,15 @@ def backtest(
     report: Annotated[str | None, typer.Option("--report", help="directory for summary.json, CSVs and plots")] = None,
     fast_forward: Annotated[bool, typer.Option("--fast-forward", help="skip market data while nothing works "
                                                                       "(same fills and PnL)")] = False,
+    interval: Annotated[str | None, typer.Option("--interval", help="bar strategies (lta): bar length, "
+                                                                    "e.g. 1h")] = None,
     config: ConfigOpt = None,
 ) -> None:
     """Backtest one strategy: risk gate and paper exchange on the simulated clock."""
     from .backtest.runner import BacktestConfig, backtest_main
     cfg = BacktestConfig(strategy=strategy, feed=feed, symbols=parse_strategies(symbols), start=start, end=end,
                          seed=seed, duration_s=duration, latency_ms=latency, queue=queue, fees=fees,
-                         fast_forward=fast_forward)
+                         fast_forward=fast_forward, interval=interval)
     raise typer.Exit(backtest_main(load_config(config), cfg, json_path, report))
 
 

@@ -79,6 +79,11 @@ class SimClock:
         schedules another one inside the interval gets it fired too. Returns the
         number of timers fired. Time never moves backwards.
         """
+        heap = self._timers._heap
+        if not heap or heap[0].due_ns > ts_ns:  # the common case: nothing due (a cancelled head is popped below)
+            if ts_ns > self._now:
+                self._now = int(ts_ns)
+            return 0
         fired = 0
         while True:
             t = self._timers.pop_due(ts_ns)

@@ -126,6 +126,11 @@ class SyntheticConfig(Section):
     book_levels: int = Field(default=50, ge=1, le=500)
     activity: float = Field(default=1.0, gt=0, le=10)  # scales the liquidation and trade rates
     start: str = "2025-01-06T00:00:00Z"  # simulated start time (UTC)
+    # LIT's imbalance regime (docs/synthetic-market.md): "off" keeps the calibrated market; "plain" adds
+    # frequent crowding episodes (long/short ratio and funding); "edge" also plants a contrarian drift
+    imbalance_regime: Literal["off", "plain", "edge"] = "off"
+    imbalance_shocks_per_day: float = Field(default=3.0, gt=0, le=100)  # crowding shocks per symbol and day
+    imbalance_edge_pct_per_day: float = Field(default=3.0, ge=0, le=50)  # "edge": price drift against the crowd
 
 
 class TuiConfig(Section):
@@ -267,6 +272,176 @@ class LpiConfig(LpiParams):
         return LpiParams(**base)
 
 
+class LitConfig(Section):
+    """Liquidity Imbalance Tracker (docs/strategies/lit.md); funding levels are annualized percent."""
+
+    interval_s: float = Field(default=1800.0, ge=1, le=86_400)  # evaluation interval; INTERVAL env overrides
+    first_eval_s: float = Field(default=60.0, ge=0, le=86_400)  # first evaluation after the first ratio
+    ratio_entry: float = Field(default=2.0, gt=1, le=100)  # one side at least this many times the other
+    ratio_exit: float = Field(default=1.5, ge=1, le=100)  # normalization: crowding back under this
+    funding_entry_apr: float = Field(default=15.0, ge=0, le=10_000)  # funding paying the contrarian side, %
+    funding_exit_apr: float = Field(default=0.0, ge=0, le=10_000)  # normalization: support at or under this
+    ratio_max_age_s: float = Field(default=3600.0, gt=0)  # an older ratio is no signal
+    ratio_sources: list[str] = Field(default_factory=lambda: [
+        "synthetic", "bybit", "binance:global_accounts"], min_length=1)  # accepted LongShortRatio sources
+    collateral_usd: float = Field(default=10.1, gt=0)  # margin per position
+    base_leverage: float = Field(default=2.5, ge=1, le=10)
+    tier1_ratio: float = Field(default=3.0, gt=1)  # multiplier tier1_mult above this ratio ...
+    tier1_funding_apr: float = Field(default=25.0, ge=0)  # ... or this funding
+    tier1_mult: float = Field(default=1.2, ge=1, le=5)
+    tier2_ratio: float = Field(default=5.0, gt=1)
+    tier2_funding_apr: float = Field(default=40.0, ge=0)
+    tier2_mult: float = Field(default=1.5, ge=1, le=5)
+    max_leverage: float = Field(default=5.0, ge=1, le=10)  # safety cap (the instrument's is applied too)
+    max_positions: int = Field(default=3, ge=1, le=100)
+    take_profit_pct: float = Field(default=3.0, gt=0, le=1000)
+    stop_loss_pct: float = Field(default=4.0, gt=0, le=1000)
+    pnl_basis: Literal["collateral", "price"] = "collateral"  # TP/SL on PnL over collateral, or on price move
+    max_hold_s: float = Field(default=86_400.0, gt=0)
+    blacklist_s: float = Field(default=86_400.0, gt=0)
+    blacklist_after_sl: int = Field(default=2, ge=1, le=100)  # consecutive stop losses that blacklist
+    max_retries: int = Field(default=3, ge=0, le=10)  # entry retries after an exchange error
+    retry_backoff_s: float = Field(default=5.0, gt=0, le=3600)  # first retry delay; doubles each time
+    score_cap: float = Field(default=5.0, gt=0)  # cap on each of the score's two terms
+    once_warmup_s: float = Field(default=120.0, ge=0, le=86_400)  # `lit --once` on a simulated feed
+    once_settle_s: float = Field(default=30.0, ge=0, le=3600)  # `lit --once`: time for fills after acting
+
+    @model_validator(mode="after")
+    def _check(self) -> LitConfig:
+        if self.ratio_exit > self.ratio_entry:
+            raise ValueError("ratio_exit must be <= ratio_entry")
+        if self.tier2_mult < self.tier1_mult:
+            raise ValueError("tier2_mult must be >= tier1_mult")
+        return self
+
+
+class FundingVenueConfig(Section):
+    """One venue of the funding service (docs/strategies/funding-arb.md)."""
+
+    adapter: Literal["synthetic", "bybit", "binance", "okx", "hyperliquid", "none"] = "synthetic"
+    is_dex: bool = False
+    interval_h: float = Field(default=8.0, gt=0, le=24)  # synthetic funding interval (live: from the venue)
+    base_url: str = ""  # empty: the adapter's documented public endpoint
+    timeout_s: float = Field(default=5.0, gt=0, le=60)
+    oi_scale: float = Field(default=1.0, gt=0, le=10)  # synthetic OI, as a share of a large CEX's
+    leg_fee_bps: float = Field(default=2.0, ge=0, le=100)  # paper legs: taker fee per leg fill
+    leg_reject_rate: float = Field(default=0.0, ge=0, le=1)  # paper legs: share of orders the venue rejects
+
+
+def _default_funding_venues() -> dict[str, FundingVenueConfig]:
+    V = FundingVenueConfig
+    return {"bybit": V(adapter="bybit", oi_scale=0.6), "binance": V(adapter="binance"),
+            "okx": V(adapter="okx", oi_scale=0.45),
+            "hyperliquid": V(adapter="hyperliquid", is_dex=True, interval_h=1.0, oi_scale=0.35),
+            "lighter": V(adapter="none", is_dex=True, interval_h=1.0, oi_scale=0.05),
+            "grvt": V(adapter="none", is_dex=True, interval_h=4.0, oi_scale=0.02)}
+
+
+class FundingArbConfig(Section):
+    """Funding service + funding_arb client (docs/strategies/funding-arb.md)."""
+
+    source: Literal["synthetic", "live"] = "synthetic"  # synthetic: every venue simulated (seeded)
+    venues: dict[str, FundingVenueConfig] = Field(default_factory=_default_funding_venues)
+    symbols: list[str] = Field(default_factory=list)  # empty: [engine] symbols
+    check_interval_seconds: float = Field(default=60.0, gt=0, le=3600)
+    stale_after_s: float = Field(default=300.0, gt=0)  # a venue's rate older than this is left out
+    rebalance_cost_bps: float = Field(default=8.0, ge=0, le=1000)  # round trip: exit + entry, both legs
+    expected_hold_hours: float = Field(default=24.0, gt=0, le=720)  # horizon of an opportunity's profit
+    api_token: SecretStr | None = None  # needed to bind the API to a non-loopback address
+    # the client (strategy)
+    preset: Literal["conservative", "aggressive", "none"] = "conservative"
+    min_profit: float = Field(default=0.0005, ge=-1, le=1)  # open only above this expected profit (fraction)
+    max_oi_usd: float = Field(default=0.0, ge=0)  # 0: no OI cap on the legs
+    prioritize_dexes: list[str] = Field(default_factory=list)
+    max_positions: int = Field(default=3, ge=1, le=100)
+    max_per_venue: int = Field(default=2, ge=1, le=100)
+    capital_usd: float = Field(default=0.0, ge=0)  # 0: the engine's account equity
+    position_pct: float = Field(default=25.0, gt=0, le=100)  # of the free capital, per pair (per leg)
+    min_position_usd: float = Field(default=100.0, gt=0)
+    max_position_usd: float = Field(default=5_000.0, gt=0)
+    leg_timeout_s: float = Field(default=10.0, gt=0, le=600)  # one-legged for longer: unwind
+    leg_latency_ms: float = Field(default=150.0, ge=0, le=60_000)  # paper legs: order round trip
+    reopen_cooldown_s: float = Field(default=300.0, ge=0)  # a closed pair's symbol+venues wait this long
+    rules: list[Literal["combined", "PROFIT_EROSION", "DIVERGENCE_FLIPPED", "BETTER_OPPORTUNITY", "TIME_LIMIT",
+                        "PRE_FUNDING_EXIT", "OI_IMBALANCE"]] = Field(
+        default_factory=lambda: ["combined", "PROFIT_EROSION", "OI_IMBALANCE"])
+    # rule thresholds (the document's defaults; a preset overrides the keys it names unless set here)
+    min_erosion_threshold: float = Field(default=0.3, ge=0, le=1)  # PROFIT_EROSION
+    severe_erosion_threshold: float = Field(default=0.2, ge=0, le=1)  # combined: SEVERE_EROSION
+    min_profit_improvement: float = Field(default=0.001, ge=0, le=1)  # BETTER_OPPORTUNITY, share of size
+    better_opportunity_hours: float = Field(default=24.0, gt=0, le=720)  # "next 24 h (3 funding periods)"
+    enable_better_opportunity: bool = True
+    time_limit_hours: float = Field(default=72.0, gt=0)  # TIME_LIMIT
+    max_position_age_hours: float = Field(default=168.0, gt=0)  # combined: WEEKLY_REBALANCE
+    pre_funding_exit_s: float = Field(default=900.0, gt=0, le=86_400)
+    pre_funding_mode: Literal["exit", "collect"] = "collect"
+    oi_ratio_max: float = Field(default=3.0, gt=1)
+    oi_ratio_min: float = Field(default=0.33, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _apply_preset(self) -> FundingArbConfig:
+        from .funding.rules import PRESETS
+        preset = PRESETS.get(self.preset, {})
+        explicit = self.model_fields_set
+        for k, v in preset.items():
+            if k not in explicit and getattr(self, k) != v:
+                object.__setattr__(self, k, v)
+        if any(s != s.strip().upper() for s in self.symbols):
+            object.__setattr__(self, "symbols", [s.strip().upper() for s in self.symbols])
+        for name in self.prioritize_dexes:
+            if name not in self.venues:
+                raise ValueError(f"prioritize_dexes: no venue {name!r}; have {', '.join(self.venues)}")
+        return self
+
+
+class LtaConfig(Section):
+    """Liquidity Trading Algorithm (docs/strategies/lta.md); the manual's settings with its defaults."""
+
+    interval: str = "1h"  # bar interval, 1m .. 1d (live bars; `backtest --interval` overrides)
+    style: Literal["aggressive", "balanced", "conservative", "diamond"] = "balanced"
+    direction: Literal["both", "long", "short"] = "both"
+    impose_wait_bars: int = Field(default=0, ge=0, le=1000)
+    wait_mode: Literal["wait", "exit-wait"] = "wait"
+    ams: bool = False
+    ams_activate: float = Field(default=0.4, gt=0, le=10)  # fast LDPS below -this activates AMS
+    ams_deactivate: float = Field(default=0.1, ge=0, le=10)  # ... and above -this deactivates it
+    ldps_gate: float = Field(default=0.5, ge=0, le=10)  # entries need LDPS >= -this
+    sizing: Literal["fixed-percentage", "fixed-share"] = "fixed-percentage"
+    portfolio_allotment_pct: float = Field(default=100.0, gt=0, le=100)
+    max_size: float = Field(default=0.0, ge=0, le=100_000)  # units; 0 = no limit (Fixed-Percentage)
+    fractional: bool = True
+    initial_capital: float = Field(default=10_000.0, gt=0)
+    start_date: str = ""  # backtest: trade from this UTC date (earlier bars warm the metrics up)
+    take_profit_pct: float = Field(default=0.0, ge=0, le=1000)  # 0 = off
+    stop_loss_pct: float = Field(default=0.0, ge=0, le=100)
+    trailing_stop_pct: float = Field(default=0.0, ge=0, le=100)
+    trailing_activation_pct: float = Field(default=0.0, ge=0, le=1000)
+    blank_banner: bool = False
+
+    @model_validator(mode="after")
+    def _check(self) -> LtaConfig:
+        from .feeds.importers.ohlcv import interval_seconds
+
+        try:
+            sec = interval_seconds(self.interval)
+        except ValueError as exc:
+            raise ValueError(f"interval: {exc}") from None
+        if not 60 <= sec <= 86_400:
+            raise ValueError(f"interval = {self.interval!r}: must be 1m .. 1d")
+        if self.sizing == "fixed-share" and self.max_size <= 0:
+            raise ValueError("sizing = 'fixed-share' needs max_size > 0 (the size of every position)")
+        if self.ams_deactivate >= self.ams_activate:
+            raise ValueError("ams_deactivate must be below ams_activate")
+        if self.start_date:
+            from .feeds.synthetic import parse_utc
+
+            try:
+                parse_utc(self.start_date)
+            except ValueError:
+                raise ValueError(f"start_date = {self.start_date!r}: use a UTC date, e.g. 2025-01-15") from None
+        return self
+
+
 class _TomlSource(PydanticBaseSettingsSource):
     def __init__(self, settings_cls: type[BaseSettings], data: dict[str, Any]):
         super().__init__(settings_cls)
@@ -293,6 +468,9 @@ class Settings(BaseSettings):
     tui: TuiConfig = Field(default_factory=TuiConfig)
     bybit: BybitConfig = Field(default_factory=BybitConfig)
     lpi: LpiConfig = Field(default_factory=LpiConfig)
+    funding_arb: FundingArbConfig = Field(default_factory=FundingArbConfig)
+    lit: LitConfig = Field(default_factory=LitConfig)
+    lta: LtaConfig = Field(default_factory=LtaConfig)
 
 
     @classmethod
@@ -313,6 +491,8 @@ class Settings(BaseSettings):
         for k in ("api_key", "api_secret"):
             if d["bybit"].get(k):
                 d["bybit"][k] = "***"
+        if d["funding_arb"].get("api_token"):
+            d["funding_arb"]["api_token"] = "***"
         return d
 
 

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 COMMANDS: dict[str, tuple[str, bool]] = {
     "status": ("", False), "halt": ("REASON", False), "resume": ("", False), "cancel_all": ("", False),
     "flatten": ("", False), "approve": ("ID", True), "reject": ("ID", True), "approve_all": ("", False),
-    "pause": ("NAME", True),
+    "pause": ("NAME", True), "unblacklist": ("SYMBOL", True),
 }
 MAX_REQUEST = 4096
 FLAT_WAIT_S = 10.0  # how long `ctl flatten` waits for the broker to confirm "flat"
@@ -147,6 +147,8 @@ class ControlServer:
             st = e.strategy(arg or "")
             text = f"strategy {arg} {'paused' if st.paused else 'running'}" if ok and st is not None else \
                 f"no strategy {arg!r}; running: {', '.join(s.name for s in e.strategies)}"
+        elif cmd == "unblacklist":
+            ok, text = unblacklist(e, arg or "")
         status = e.status()
         if cmd == "status":
             text = format_status(status)
@@ -159,8 +161,33 @@ class ControlServer:
             await asyncio.sleep(0.05)
         if e.flat_confirmed:
             return "flat: the broker confirms no positions and no working orders (halted until resume)"
-        return (f"flattening: {len(e.portfolio.open_positions())} positions and {len(e.open_orders)} orders "
-                "not yet confirmed closed; run `liqdesk ctl status` to follow")
+        held = e.external_positions()  # e.g. funding pairs whose legs' closes are not all confirmed yet
+        left = f"{len(e.portfolio.open_positions())} positions{',' if held else ' and'} {len(e.open_orders)} orders"
+        return (f"flattening: {left}{f' and {count_held(held)}' if held else ''} not yet confirmed closed; "
+                "run `liqdesk ctl status` to follow")
+
+
+def count_held(items: list[dict]) -> str:
+    """External positions counted by kind: "2 funding pairs"."""
+    kinds: dict[str, int] = {}
+    for it in items:
+        k = str(it.get("kind", "position"))
+        kinds[k] = kinds.get(k, 0) + 1
+    return ", ".join(f"{n} {k}{'s' * (n != 1)}" for k, n in sorted(kinds.items()))
+
+
+def unblacklist(e: Engine, symbol: str) -> tuple[bool, str]:
+    """Lift a symbol's blacklist in every strategy that keeps one (LIT) and in the risk gate's runtime list."""
+    sym = symbol.strip().upper()
+    lifted = [s.name for s in e.strategies if getattr(s, "unblacklist", None) is not None and s.unblacklist(sym)]
+    risk_list = getattr(getattr(e.risk, "state", None), "blacklist", [])
+    if sym in risk_list:
+        e.risk.blacklist_remove(sym)
+        lifted.append("risk")
+    if not lifted:
+        return False, f"{sym} is not blacklisted"
+    e.log(f"UNBLACKLIST {sym} ({', '.join(lifted)})")
+    return True, f"{sym} removed from the blacklist ({', '.join(lifted)})"
 
 
 def _is_socket(path: str) -> bool:
@@ -254,6 +281,10 @@ def format_status(st: dict) -> str:
         at = f"@ {_num(o['price'])}" if o.get("price") is not None else f"trigger {_num(o.get('trigger'))}"
         lines.append(f"  {o['id']:<8} {o['symbol']:<10} {o['side']:<4} {o['type']:<6} {o['qty']:g} {at}  "
                      f"{o['purpose']} {o['status']}")
+    held = st.get("external_positions", [])
+    if held:  # held by strategies on other venues (funding pairs): not in the broker's positions
+        lines.append(f"held by strategies ({count_held(held)}):")
+        lines += [f"  {h.get('text', h.get('symbol', ''))}  [{h.get('strategy', '')}]" for h in held]
     appr = st.get("pending_approvals", [])
     lines.append(f"pending approvals ({len(appr)}):" if appr else "pending approvals: none")
     for a in appr:

@@ -235,6 +235,11 @@ class StrategyContext:
     def set_timer(self, due_ns: int, key: str, while_paused: bool = False) -> None:
         self._engine.set_strategy_timer(self._strategy, due_ns, key, while_paused)
 
+    def funding(self) -> Any:
+        """The engine's funding-rate service (engine/funding/service.py), built on first use."""
+        from .funding.service import service_for
+        return service_for(self._engine)
+
     def precheck(self, intent: PlaceOrder) -> str:
         """Why the engine would refuse this intent now ("" = it would pass), without sending it.
         Lets a strategy say in its alert why it skipped; the gate still checks at place()."""
@@ -287,6 +292,8 @@ class Engine:
         self.approval: ApprovalGate = approval or AutoApproval()
         self.broker = broker
         self.store: Any = None  # engine.store.Store, attached by the runner
+        self.funding: Any = None  # engine.funding.service.FundingService, built on first use
+        self.seed = settings.engine.seed  # the run's seed (--seed overrides it): seeds the funding venues
         self.output = output
         self.stats = EngineStats()
         self.orders: dict[str, Order] = {}  # every order of this run, by id
@@ -525,7 +532,7 @@ class Engine:
     def _settle_funding(self, m: MarketState, funding_ts: int) -> None:
         settle = getattr(self.broker, "settle_funding", None)
         rate = m.funding_rate or 0.0
-        mark = m.mark or m.price or 0.0
+        mark = m.mark or m.price or (m.last_bar.close if m.last_bar is not None else 0.0)  # bars only: the close
         if settle is not None:
             amount = settle(m.symbol, mark, rate, funding_ts)
         else:
@@ -580,6 +587,8 @@ class Engine:
             out = self._call(strategy, strategy.on_timer, now, key, self._contexts[strategy.name])
             if out:
                 self._emit_intents(strategy, out)
+            if self.flattening:  # what a strategy holds elsewhere (funding legs) closes on its timers
+                self.check_flat()
         self.clock.call_at(due_ns, fire)
 
     # -- intents ----------------------------------------------------------------------------------
@@ -857,8 +866,10 @@ class Engine:
         return sum(1 for o in self.open_orders.values() if o.purpose is Purpose.ENTRY)
 
     def flatten(self) -> None:
-        """Kill switch: halt, cancel every order, close every position at market. It stays in
-        force until resume(); "flat" is reported once the broker confirms nothing is left."""
+        """Kill switch: halt, cancel every order, close every position at market, and ask every
+        strategy to close what it holds elsewhere (`on_flatten`: funding pairs). It stays in force
+        until resume(); "flat" is reported once the broker confirms nothing is left and no strategy
+        holds anything (`external_positions`)."""
         self._set_halt(True, "flatten")
         self.flattening = True
         self.flat_confirmed = False
@@ -868,6 +879,8 @@ class Engine:
         self.cancel_all()
         for pos in list(self.portfolio.open_positions()):
             self.close_position(pos.symbol, "flatten")
+        for st in self.strategies:  # and what strategies hold outside the portfolio (funding pairs)
+            self._emit_intents(st, self._call(st, st.on_flatten, self._contexts[st.name]))
         self.check_flat()
 
     def _flatten_follow_up(self, symbol: str) -> None:
@@ -894,7 +907,11 @@ class Engine:
 
     @property
     def is_flat(self) -> bool:
-        return not self.open_orders and not self.portfolio.open_positions()
+        return not self.open_orders and not self.portfolio.open_positions() and not self.external_positions()
+
+    def external_positions(self) -> list[dict]:
+        """What strategies hold outside the portfolio (funding pairs), each tagged with its strategy."""
+        return [{**p, "strategy": st.name} for st in self.strategies for p in self._call(st, st.external_positions)]
 
     def pause_strategy(self, name: str) -> bool:
         st = self.strategy(name)
@@ -913,6 +930,7 @@ class Engine:
             "halt_reason": self.halt_reason,
             "flattening": self.flattening,
             "flat_confirmed": self.flat_confirmed,
+            "external_positions": self.external_positions(),
             "risk": self.risk.describe(self.clock.now()) if hasattr(self.risk, "describe") else {},
             "positions": [
                 {"symbol": p.symbol, "side": p.side, "qty": p.qty, "entry": p.entry_price,
@@ -969,6 +987,7 @@ class Engine:
             "performance": {k: round(v, 6) if isinstance(v, float) else v
                             for k, v in self.portfolio.performance().items()},
             "per_symbol": per_symbol,
+            **{st.name: st.run_summary() for st in self.strategies if hasattr(st, "run_summary")},
         }
 
 

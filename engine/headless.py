@@ -40,6 +40,10 @@ async def run_headless(settings: Settings, opts: RunOptions, sink: LineSink) -> 
     engine.log(f"run ended: {s['events']} events, {s['liquidations']} liquidations, {s['cascades']} cascades, "
                f"{s['orders']} orders, {s['fills']} fills, {s['closed_trades']} closed trades, "
                f"net {s['net_pnl_usd']:+.2f} USD")
+    for st in engine.strategies:  # strategies with their own counts (funding_arb: pairs and reasons)
+        line = getattr(st, "summary_line", None)
+        if line is not None:
+            engine.log(line())
     return summary
 
 

@@ -33,8 +33,10 @@ class Instrument:
         return self._grid(price, self.tick_size, rounding)
 
     def round_qty(self, qty: float) -> float:
-        """Round a quantity down to the qty step (never round size up)."""
-        return self._grid(abs(qty), self.qty_step, ROUND_DOWN)
+        """Round a quantity down to the qty step (never round size up). A quantity within 10⁻⁹ of a
+        step below a grid point is that grid point: a position summed from fills (2 + 1.8 + 0.6 =
+        4.3999999999999995) must close in full, not leave one step open."""
+        return self._grid(abs(qty) + self.qty_step * 1e-9, self.qty_step, ROUND_DOWN)
 
     def on_price_grid(self, price: float) -> bool:
         return math.isclose(self.round_price(price), price, rel_tol=0, abs_tol=self.tick_size * 1e-6)

@@ -23,8 +23,10 @@ The pure functions below are the formulas; `LpiFeatures` keeps one symbol's wind
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from collections import deque
 from dataclasses import dataclass
+from itertools import islice
 from operator import itemgetter
 from typing import TYPE_CHECKING
 
@@ -39,7 +41,14 @@ BPS = 1e-4
 OI_WARM_UPDATES = 5  # OI updates seen before the OI update rate (and the z(ΔOI) window) is set
 OI_HISTORY = 1000  # OI updates kept for the lag (Δ_OI is at most this many updates)
 CATCHUP_TICKS = 240  # a feed gap longer than this many ticks is not filled with empty ticks
+_NONE: tuple = ()  # `advance` when no tick is due
 _QTY = itemgetter(1)
+_PRICE = itemgetter(0)
+
+
+def _neg_price(level: tuple[float, float]) -> float:
+    return -level[0]
+
 
 
 # ------------------------------------------------------------------------------------------------
@@ -66,12 +75,8 @@ def band_depth(levels, touch: float, eta: float, side: str, best_first: bool = F
         last = levels[-1][0]
         if (last >= lim) if bid else (last <= lim):  # the whole snapshot is inside the band
             return sum(map(_QTY, levels))
-        total = 0.0
-        for p, q in levels:
-            if (p < lim) if bid else (p > lim):
-                break
-            total += q
-        return total
+        k = bisect_right(levels, -lim, key=_neg_price) if bid else bisect_right(levels, lim, key=_PRICE)
+        return sum(map(_QTY, islice(levels, k)))
     if bid:
         return sum(q for p, q in levels if p >= lim)
     return sum(q for p, q in levels if p <= lim)
@@ -306,11 +311,11 @@ class LpiFeatures:
         zd.add(d_oi)
 
     # -- ticks -------------------------------------------------------------------------------------
-    def advance(self, ts: int) -> list[LpiTick]:
+    def advance(self, ts: int) -> list[LpiTick] | tuple[()]:
         """Close the alpha ticks that ended before `ts` (ticks sit on multiples of Δ)."""
         nt = self.next_tick
         if ts <= nt:
-            return []
+            return _NONE
         tick = self.tick_ns
         if nt == 0:
             self.next_tick = (ts // tick + 1) * tick
@@ -344,41 +349,55 @@ class LpiFeatures:
                 self.liq_sum = [0.0, 0.0]  # no float residue once the window empties
         if not self.has_book:
             return None
-        bid, ask = self.bid, self.ask
-        mid, spread = mid_spread(bid, ask)
-        micro = microprice(bid, self.bid_qty, ask, self.ask_qty)
+        # The formulas above (mid_spread, microprice, forced_intensity, depletion_ratio, impact_per_dollar,
+        # lpi_index), inlined: this runs every tick for every symbol (BENCHMARKS.md, LPI).
+        bid, ask, bq, aq = self.bid, self.ask, self.bid_qty, self.ask_qty
+        mid = (bid + ask) / 2.0
+        spread = ask - bid
+        micro = (ask * bq + bid * aq) / (bq + aq) if bq + aq > 0 else mid
         price = micro if p.use_microprice else mid
-        r = math.log(price / self.prev_price) if self.prev_price > 0.0 else 0.0
+        prev = self.prev_price
+        r = math.log(price / prev) if prev > 0.0 else 0.0
         self.prev_price = price
         self.ref_bid, self.ref_ask = bid, ask
         dt = self.dt_s
         # dollar volume and the per-tick price impact
-        adv_per_s = self.adv.mean / dt if self.adv.n else 0.0
-        self.adv.add(v_dollar)
+        adv = self.adv
+        adv_per_s = adv.total / adv.n / dt if adv.n else 0.0
+        adv.add(v_dollar)
         rv = self.rv
         rv.add(r * r)
         sigma = math.sqrt(rv.total) if rv.total > 0.0 else 0.0
-        eps = max(p.impact_eps_adv_ticks * adv_per_s * dt, 1.0)
-        pi = impact_per_dollar(r, v_dollar, eps)
-        z_pi = self.z_pi.update(pi, clip=self.clip)
+        eps = p.impact_eps_adv_ticks * adv_per_s * dt
+        pi = (r if r >= 0.0 else -r) / (v_dollar + (eps if eps > 1.0 else 1.0))
+        clip = self.clip
+        z_pi = self.z_pi.update(pi, clip=clip)
         warm = self.z_pi.n > self.min_samples
+        if not warm:
+            z_pi = 0.0
         g = self.g
+        base = adv_per_s * dt
+        rel_spread = spread / mid if mid > 0.0 else 0.0
+        w_fsi, w_ldr, w_pi = p.w_fsi, p.w_ldr, p.w_pi
+        lpi_pi = w_pi * z_pi
+        liq_sum = self.liq_sum
         sides = []
-        for k, (v_imp, depth) in enumerate(((v_sell, self.depth_bid), (v_buy, self.depth_ask))):
-            fsi = forced_intensity(v_imp, adv_per_s, dt, g)
+        # sell: impact sells into bid depth; buy: impact buys into ask depth
+        for k, name, v_imp, depth in ((0, "sell", v_sell, self.depth_bid), (1, "buy", v_buy, self.depth_ask)):
+            fsi = v_imp / base * g if base > 0.0 else 0.0
             dm = self.depth_mean[k]
-            ldr = depletion_ratio(spread, mid, depth, dm.mean if dm.n else depth)
+            rel = depth / (dm.total / dm.n) if dm.n and dm.total > 0.0 else 1.0
+            ldr = rel_spread / (rel if rel > 1e-9 else 1e-9) if mid > 0.0 else 0.0
             dm.add(depth)
-            z_f = self.z_fsi[k].update(fsi, clip=self.clip)
-            z_l = self.z_ldr[k].update(ldr, clip=self.clip)
+            z_f = self.z_fsi[k].update(fsi, clip=clip)
+            z_l = self.z_ldr[k].update(ldr, clip=clip)
             if not warm:
                 z_f = z_l = 0.0
-            lpi = lpi_index(z_f, z_l, z_pi if warm else 0.0, p.w_fsi, p.w_ldr, p.w_pi)
-            sides.append(SidePressure("sell" if k == 0 else "buy", v_imp, fsi, depth, ldr, z_f, z_l, lpi,
-                                      self.liq_sum[k]))
+            sides.append(SidePressure(name, v_imp, fsi, depth, ldr, z_f, z_l, w_fsi * z_f + w_ldr * z_l + lpi_pi,
+                                      liq_sum[k]))
+        sell, buy = sides
         self.ticks += 1
-        tick = LpiTick(ts, price, mid, spread, micro, bid, ask, r, sigma, v_dollar, adv_per_s, pi,
-                       z_pi if warm else 0.0, self.d_oi, self.z_oi, self.oi_sparse, warm, self.funding_rate,
-                       sides[0], sides[1])
+        tick = LpiTick(ts, price, mid, spread, micro, bid, ask, r, sigma, v_dollar, adv_per_s, pi, z_pi,
+                       self.d_oi, self.z_oi, self.oi_sparse, warm, self.funding_rate, sell, buy)
         self.last = tick
         return tick

@@ -127,6 +127,7 @@ def build_engine(settings: Settings, opts: RunOptions, output=None) -> tuple[Eng
     clock = WallClock() if any(getattr(f, "live", False) for f in feeds) else SimClock()
     engine = Engine(settings, clock=clock, strategies=strategies, output=output, mode=opts.mode,
                     **_execution(settings, opts))
+    engine.seed = settings.engine.seed if opts.seed is None else opts.seed
     for feed in feeds:  # live feeds publish their health in engine.feed_states and log through it
         attach = getattr(feed, "attach", None)
         if attach is not None:
@@ -179,6 +180,9 @@ async def start_services(engine, settings: Settings, opts: RunOptions, feeds: li
         control = ControlServer(engine, socket_path(settings, opts.db))
         await control.start()
         services.append(control)
+        if opts.extra.get("api"):  # the funding service's HTTP API (engine/funding/api.py)
+            from .funding.api import ApiService
+            services.append(await ApiService.start(engine, settings, opts.extra["api"]))
         broker_start = getattr(engine.broker, "start", None)  # Bybit: instruments, positions, private stream
         if broker_start is not None:
             await broker_start()

@@ -225,7 +225,7 @@ class RollingMedianMad:
     __slots__ = ("window", "step", "floor", "bins", "_half", "_rep", "_counts", "_bits", "_ring", "_pos",
                  "_inv_floor", "_inv_step", "n", "_mb", "_below", "_sum", "_sum_below", "_lo", "_hi", "_inc",
                  "_since_resum",
-                 "_med", "_mad", "_scale", "_fresh", "_bmask", "_d1", "_d2", "_swap")
+                 "_med", "_mad", "_scale", "_fresh", "_bmask", "_d1", "_d2", "_swap", "_band_ok")
 
     def __init__(self, window: int, step: float = 0.01, floor: float = 1e-12, bins: int = 16384):
         if window < 1:
@@ -265,6 +265,7 @@ class RollingMedianMad:
         self._scale = 0.0
         self._d1 = self._d2 = 0.0  # the need-th and next deviation behind the MAD
         self._swap: tuple[int, int] | None = None  # (new bin, evicted bin) of the one add since a refresh
+        self._band_ok = False  # the band holds every value within its radius (see _refresh)
         self._fresh = True
 
     # -- grid ---------------------------------------------------------------------------------------
@@ -305,26 +306,52 @@ class RollingMedianMad:
     # -- updates ------------------------------------------------------------------------------------
     def add(self, x: float) -> None:
         """Append `x` (dropping the oldest value once the window is full). NaN/inf are ignored."""
-        if not math.isfinite(x):
+        if x - x != 0.0:  # NaN or ±inf
             return
-        i = self.bin_of(x)
+        # bin_of, inlined (this is the per-tick hot path)
+        i = math.floor(math.asinh(x * self._inv_floor) * self._inv_step + 0.5) + self._half
+        if i < 0:
+            i = 0
+        elif i >= self.bins:
+            i = self.bins - 1
         ring, pos = self._ring, self._pos
+        nxt = pos + 1
+        if nxt == self.window:
+            nxt = 0
         if self.n == self.window:
-            if ring[pos] == i:  # the value leaving shares the new one's bin: nothing else changes
-                pos += 1
-                self._pos = 0 if pos == self.window else pos
-                return
             out = ring[pos]
-            self._change(out, -1)
+            if out == i:  # the value leaving shares the new one's bin: nothing else changes
+                self._pos = nxt
+                return
+            counts = self._counts
+            c_out, c_in = counts[out] - 1, counts[i] + 1
+            if c_out and c_in > 1:  # the usual case, _change(out, -1) and _change(i, 1) inlined:
+                counts[out], counts[i] = c_out, c_in  # no bin turns empty or non-empty, so no masks move
+                rep, mb, lo, hi = self._rep, self._mb, self._lo, self._hi
+                r_out, r_in = rep[out], rep[i]
+                self._sum += r_in - r_out
+                if out < mb:
+                    self._below -= 1
+                    self._sum_below -= r_out
+                if i < mb:
+                    self._below += 1
+                    self._sum_below += r_in
+                self._inc += (lo <= i <= hi) - (lo <= out <= hi)
+            else:
+                self._change(out, -1)
+                self._change(i, 1)
         else:
             out = -1
             self.n += 1
+            self._change(i, 1)
         self._swap = (i, out) if self._fresh else None
         ring[pos] = i
-        pos += 1
-        self._pos = 0 if pos == self.window else pos
-        self._change(i, 1)
-        self._fix_median()
+        self._pos = nxt
+        # the lower median's bin moves only when the rank (n-1)//2 left it
+        below, c = self._below, self._counts[self._mb]
+        k = (self.n - 1) >> 1
+        if below > k or below + c <= k:
+            self._fix_median()
         self._fresh = False
         self._since_resum += 1
         if self._since_resum >= self.window and self._since_resum >= 4096:
@@ -332,18 +359,27 @@ class RollingMedianMad:
 
     def _change(self, i: int, d: int) -> None:
         counts = self._counts
-        counts[i] += d
-        if counts[i] == (1 if d > 0 else 0):  # the bin turned non-empty / empty
+        c = counts[i] + d
+        counts[i] = c
+        if c == (1 if d > 0 else 0):  # the bin turned non-empty / empty
             b = i >> 6
             bits = self._bits
-            bits[b] ^= 1 << (i & 63)
-            if bits[b] == 0 or bits[b] == 1 << (i & 63):  # so did its block
+            bit = 1 << (i & 63)
+            m = bits[b] ^ bit
+            bits[b] = m
+            if m == 0 or m == bit:  # so did its block
                 self._bmask ^= 1 << b
         r = self._rep[i]
-        self._sum += d * r
-        if i < self._mb:
-            self._below += d
-            self._sum_below += d * r
+        if d > 0:
+            self._sum += r
+            if i < self._mb:
+                self._below += 1
+                self._sum_below += r
+        else:
+            self._sum -= r
+            if i < self._mb:
+                self._below -= 1
+                self._sum_below -= r
         if self._lo <= i <= self._hi:
             self._inc += d
 
@@ -385,9 +421,25 @@ class RollingMedianMad:
             # side of the MAD's (need-th, next) pair, the MAD stays too (the band repairs itself later).
             dx, dy = abs(rep[swap[0]] - med), abs(rep[swap[1]] - med)
             d1, d2 = self._d1, self._d2
+            # The band [lo, hi] holds every value whose deviation is within its radius d (as `_band`
+            # leaves it) unless a new value fell in a bin outside it but within d; `_change` keeps its
+            # count current.
+            lo, hi, inc = self._lo, self._hi, self._inc
+            dl, dh = med - rep[lo], rep[hi] - med
+            d = dl if dl > dh else dh
+            whole = self._band_ok = self._band_ok and (lo <= swap[0] <= hi or dx > d)
             if (dx < d1 and dy < d1) or (dx > d2 and dy > d2):
                 self._scale = 1.4826 * self._mad if self._mad > 0.0 else 1.2533 * self.mean_abs_dev()
                 return
+            # One side of the pair each: while the band is whole, the MAD is d if the need-th (for an
+            # even count also the next) smallest deviation sits in the edge bins at d, as `_band` finds.
+            if whole:
+                at_d = (counts[lo] if dl == d else 0) + (counts[hi] if dh == d and hi != lo else 0)
+                need = (n - 1) // 2 + 1
+                if inc - at_d < need and need + (1 - n % 2) <= inc:
+                    self._mad = self._d1 = self._d2 = d
+                    self._scale = 1.4826 * d if d > 0.0 else 1.2533 * self.mean_abs_dev()
+                    return
         self._med = med
         self._mad = self._band(med, (n - 1) // 2 + 1, n % 2 == 0)
         self._scale = 1.4826 * self._mad if self._mad > 0.0 else 1.2533 * self.mean_abs_dev()
@@ -442,6 +494,7 @@ class RollingMedianMad:
                 continue
             break
         self._lo, self._hi, self._inc = lo, hi, inc
+        self._band_ok = True
         dl, dh = med - rep[lo], rep[hi] - med
         d = dl if dl > dh else dh
         self._d1 = self._d2 = d
@@ -499,8 +552,19 @@ class RollingMedianMad:
         return clip if z > clip else -clip if z < -clip else z
 
     def update(self, x: float, eps: float = 1e-12, clip: float = math.inf) -> float:
-        """z-score of `x` against the window before it, then add `x`."""
-        z = self.zscore(x, eps, clip)
+        """z-score of `x` against the window before it, then add `x` (zscore + add, inlined)."""
+        z = 0.0
+        if self.n and x == x:
+            if not self._fresh:
+                mb = self._mb
+                if x == self._rep[mb] and (self.n & 1 or self._below + self._counts[mb] > self.n >> 1):
+                    self.add(x)  # x is the median (a zero-heavy feature's 0): z = 0 without the MAD
+                    return 0.0
+                self._refresh()
+            diff = x - self._med
+            if diff != 0.0:
+                z = diff / (self._scale + eps)
+                z = clip if z > clip else -clip if z < -clip else z
         self.add(x)
         return z
 

@@ -138,4 +138,45 @@ def test_fast_forward_flag_reaches_the_runner(tmp_path):
     args = ["backtest", "--strategy", "cascade", "--symbols", "BTCUSDT", "--seed", "3", "--duration", "600"]
     assert main([*args, "--fast-forward", "--json", str(out)]) == 0
     ff = json.loads(out.read_text())["fast_forward"]
-    assert ff["enabled"] is True and ff["events_skipped"] > 0
+    # jump mode: the quiet 10-minute chunk is reduced to its liquidations
+    assert ff["enabled"] is True and ff["mode"] == "jump" and ff["chunks_thinned"] >= 1
+
+
+def test_markouts_are_the_mid_after_each_fill_and_are_plotted(tmp_path):
+    """markouts.csv: for every fill and horizon, 1e4 * s * (mid - price) / price with the mid of the last
+    book snapshot at or before fill time + horizon (checked against the feed's own snapshots)."""
+    import numpy as np
+
+    from engine.events import BookSnapshot
+    from engine.feeds.synthetic import SyntheticMarket, parse_utc
+
+    result = run_backtest(Settings(), probe(), progress=False)
+    write_report(result, tmp_path)
+    with open(tmp_path / "markouts.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == len(result.fills) > 0
+    s = Settings(engine={"symbols": ["BTCUSDT"]})
+    books = [(ev.ts, (ev.bids[0][0] + ev.asks[0][0]) / 2)
+             for ev in _until(SyntheticMarket(s, 3, ["BTCUSDT"], parse_utc("2025-03-01"), kinds={BookSnapshot}),
+                              result.end_ns)]
+    times = np.array([t for t, _ in books])
+    checked = 0
+    for fill, row in zip(result.fills, rows, strict=True):
+        for h in (1, 5, 15, 60):
+            due = fill.ts + h * 1_000_000_000
+            if due >= times[-1]:  # after the last event: not observed
+                assert row[f"{h}s"] == ""
+                continue
+            mid = books[int(np.searchsorted(times, due, "right")) - 1][1]
+            sign = 1 if fill.side == "buy" else -1
+            assert float(row[f"{h}s"]) == pytest.approx(sign * (mid - fill.price) / fill.price * 1e4, abs=1e-3)
+            checked += 1
+    assert checked > 10
+    assert (tmp_path / "markouts.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _until(market, end_ns):
+    for ev in market.events():
+        if ev.ts > end_ns:
+            return
+        yield ev

@@ -20,7 +20,7 @@ activity = 4.0
 def test_headless_lpi_run_trades_and_counts(tmp_path: Path):
     (tmp_path / "c.toml").write_text(CONFIG)
     cmd = [sys.executable, "-m", "engine.cli", "run", "--headless", "--config", "c.toml",
-           "--strategies", "lpi", "--seed", "2", "--speed", "max", "--duration", "3600",
+           "--strategies", "lpi", "--seed", "4", "--speed", "max", "--duration", "3600",
            "--db", "run.db", "--summary-json", "s.json"]
     p = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=240)
     assert p.returncode == 0, p.stderr[-2000:]

@@ -38,12 +38,18 @@ def _mid_at(events, ts: int) -> float:
     return (book.bids[0][0] + book.asks[0][0]) / 2
 
 
-def test_lpi_triggers_and_markouts_on_a_crafted_rebound():
+def _rebound_study() -> tuple[list, SymbolStudy]:
+    """The LPI study over a crafted forced episode that exhausts and rebounds."""
     m = CraftedMarket()
     events = m.calm(300).take() + m.episode(2, "forced").recovery(15).drift(130, 0.05).take()
     study = SymbolStudy("ETHUSDT", make_settings(), "lpi")
     for ev in events:
         study.on_event(ev)
+    return events, study
+
+
+def test_lpi_triggers_and_markouts_on_a_crafted_rebound():
+    events, study = _rebound_study()
     trig = [t for t in study.triggers if t.pressure == "sell"]
     assert len(trig) == 1  # one rising edge; the refractory period swallows the rest
     t = trig[0]
@@ -112,6 +118,27 @@ def test_summary_groups_ground_truth_state_and_funding():
     assert c["flagged_forced"] == {"forced": 1, "informed": 1}
     assert (c["precision"], c["recall"]) == (0.5, pytest.approx(1 / 3, abs=1e-4))
     assert s["trigger_list"][0]["episode"] == "forced" and s["trigger_list"][0]["markouts_bps"]["30s"] == 10.0
+
+
+def test_candidates_without_the_oi_test_are_grouped_apart():
+    episodes = [_episode(1, 100, 110, "forced"), _episode(2, 1000, 1010, "informed")]
+    cand = _trigger(1050 * NS, state="INFORMED", mo30=-8.0)
+    cand.oi_test = False  # met LPI>hi, rollover, LDR easing and divergence, but not the OI flush
+    res = SymbolResult("ETHUSDT", [_trigger(105 * NS, mo30=10.0), cand], {"sell": [], "buy": []}, episodes,
+                       10, 20, 0, 10_000 * NS)
+    s = summarize("lpi", [res], make_settings(), "synthetic", 21, 10_000.0)
+    assert s["triggers"] == 1 and s["by_episode"]["informed"]["triggers"] == 0  # E_t groups: E_t only
+    w = s["without_oi_test"]
+    assert w["triggers"] == 1 and w["by_state"]["INFORMED"]["triggers"] == 1
+    assert w["by_episode"]["informed"]["markouts"][4]["mean"] == -8.0 and w["by_episode"]["forced"]["triggers"] == 0
+    assert [t["oi_test"] for t in s["trigger_list"]] == [True, False]
+
+
+def test_study_records_candidates_apart_from_triggers():
+    _, study = _rebound_study()
+    assert all(t.oi_test for t in study.triggers) and study.candidates
+    assert not any(t.oi_test for t in study.candidates)
+    assert study.result([]).triggers == study.triggers + study.candidates
 
 
 def test_funding_regimes():

@@ -251,9 +251,12 @@ def test_episodes_recorded_with_kind_direction_and_informed_share(days3):
 
 
 def test_forced_episodes_revert_and_informed_do_not(days3):
+    """Forced overshoots revert with τ of 5–60 s (much of the move is back within a minute: the LPI
+    study's edge); informed episodes keep going for minutes."""
     m, marks, _ = days3
     moved = {"forced": 0.0, "informed": 0.0}
     back = {"forced": 0.0, "informed": 0.0}
+    back_1m = {"forced": 0.0, "informed": 0.0}
     count = {"forced": 0, "informed": 0}
     for e in m.episodes:
         if e.end_ts > m.start_ns + 3 * 86400 * NS - 600 * NS:
@@ -263,27 +266,34 @@ def test_forced_episodes_revert_and_informed_do_not(days3):
         p_end = at(s, e.end_ts + 5 * NS)  # the first ticker after the episode
         moved[e.kind] += push * math.log(p_end / e.start_price)
         back[e.kind] -= push * math.log(at(s, e.end_ts + 305 * NS) / p_end)
+        back_1m[e.kind] -= push * math.log(at(s, e.end_ts + 65 * NS) / p_end)
         count[e.kind] += 1
+        assert (5.0 <= e.reversion_tau_s <= 60.0) if e.kind == "forced" else (20.0 <= e.reversion_tau_s <= 240.0)
     assert count["forced"] > 40 and count["informed"] > 15
     assert moved["forced"] > 0 and moved["informed"] > 0  # episodes move the price their way
     given_back = {k: back[k] / moved[k] for k in moved}  # share of the move given back within 5 minutes
     assert given_back["forced"] > 0.3
     assert given_back["informed"] < 0.2
     assert given_back["forced"] - given_back["informed"] > 0.25
+    assert back_1m["forced"] / moved["forced"] > 0.3 and back_1m["informed"] / moved["informed"] < 0.1
 
 
 def test_open_interest_drops_by_about_the_liquidated_size(days3):
+    """A forced flush takes OI down by about the liquidated size; informed liquidations are replaced by
+    new positions within seconds, so OI ends higher."""
     m, marks, liqs = days3
-    ratios = []
+    ratios = {"forced": [], "informed": []}
     for e in m.episodes:
-        if e.kind != "forced" or e.end_ts > m.start_ns + 3 * 86400 * NS - 60 * NS:
+        if e.end_ts > m.start_ns + 3 * 86400 * NS - 60 * NS:
             continue
         s = marks[e.symbol]
         size = sum(x.qty for x in liqs if x.symbol == e.symbol and e.start_ts <= x.ts <= e.end_ts)
-        drop = at(s, e.start_ts, 2) - at(s, e.end_ts + 5 * NS, 2)  # the tickers just before and after
-        ratios.append(drop / size)
-    assert len(ratios) > 50
-    assert 0.6 < statistics.median(ratios) < 1.4
+        after = (5 if e.kind == "forced" else 10) * NS  # the ticker just after (informed: after the refill)
+        drop = at(s, e.start_ts, 2) - at(s, e.end_ts + after, 2)
+        ratios[e.kind].append(drop / size)
+    assert len(ratios["forced"]) > 50 and len(ratios["informed"]) > 15
+    assert 0.6 < statistics.median(ratios["forced"]) < 1.4
+    assert statistics.median(ratios["informed"]) < 0.0
 
 
 def test_spread_wider_depth_thinner_and_trades_lean_during_episodes():

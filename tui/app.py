@@ -26,6 +26,7 @@ from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
 from engine.config import ConfigError, Settings
+from engine.control import count_held
 from engine.engine import Engine
 from engine.runtime import LineSink, RunOptions, build_engine, start_services, stop_services
 from engine.store import inspect_file
@@ -159,7 +160,8 @@ class LiqdeskApp(App[None]):
     def request_quit(self) -> None:
         """`q`: quit at once when flat, else ask first (positions keep their TP and SL)."""
         n = len(self.engine.portfolio.open_positions())
-        if not n:
+        held = self.engine.external_positions()  # funding pairs stay open on their venues too
+        if not n and not held:
             self.run_worker(self.stop_and_exit("quit"), group="stop")
             return
 
@@ -167,10 +169,11 @@ class LiqdeskApp(App[None]):
             if yes:
                 self.run_worker(self.stop_and_exit("quit"), group="stop")
 
-        self.push_screen(ConfirmScreen(
-            "Quit with open positions?",
-            f"{n} position(s) are open. They stay open with their TP and SL orders in place;\n"
-            "working entry orders are cancelled and the engine stops.", yes="Quit"), answered)
+        lines = [f"{n} position(s) are open. They stay open with their TP and SL orders in place;"] if n else []
+        if held:
+            lines.append(f"{count_held(held)} stay open on their venues (the kill switch closes them);")
+        lines.append("working entry orders are cancelled and the engine stops.")
+        self.push_screen(ConfirmScreen("Quit with open positions?", "\n".join(lines), yes="Quit"), answered)
 
     async def action_quit(self) -> None:
         self.request_quit()

@@ -31,11 +31,13 @@ from ..config import ConfigError, Settings
 from ..events import NS, BookSnapshot, LongShortRatio, Quote, Ticker, Trade
 from ..orders import Fill, Order
 from ..portfolio import ClosedTrade
+from . import fastforward, markouts
+from .markouts import MarkoutTracker
 from .metrics import DEFAULT_PERIODS, backtest_metrics, daily_returns
 from .returns_report import _jsonable, _num, _pct, summarize
 
 EQUITY_STEP_S = 60
-DRAIN_EVERY = 4096  # events between drains of the engine's notifications (fills, closed trades)
+PROGRESS_EVERY = 4096  # events between progress bar updates
 NOTE_BUFFER = 1 << 20  # notifications held between drains; overflow would lose fills, so it is checked
 QUEUE_MODELS = ("riskaverse", "power", "power2", "power3", "log", "log2")
 IMPORT_KINDS = ("replay", "tardis", "binance", "bybit")
@@ -62,6 +64,7 @@ class BacktestConfig:
     fees: str | None = None  # "MAKER,TAKER" in bps; None = [paper] fees
     periods: int = DEFAULT_PERIODS
     fast_forward: bool = False  # skip dispatching trades, book snapshots and quotes while nothing works
+    interval: str | None = None  # bar strategies (lta): bar length, e.g. 1h; None = the strategy's config
 
 
 @dataclass
@@ -79,6 +82,8 @@ class BacktestResult:
     engine_summary: dict[str, Any]
     summary: dict[str, Any] = field(default_factory=dict)
     skipped: int = 0  # events held by fast-forward, never dispatched
+    thinned_chunks: tuple[int, int] | None = None  # fast-forward jump mode: (thinned, full) synthetic chunks
+    markouts: MarkoutTracker | None = None  # mids after each fill (report: markouts.csv, markouts.png)
 
 
 # -- options ------------------------------------------------------------------------------------
@@ -222,6 +227,9 @@ def run_backtest(
     notes = engine.notifier.subscribe(NOTE_BUFFER)
     fills: list[Fill] = []
     trades: list[ClosedTrade] = []
+    tracker = MarkoutTracker(engine, int(settings.risk.stale_book_s * NS))
+    pending = tracker.heap
+    note_items = notes.items
 
     def drain() -> None:
         if notes.dropped:
@@ -229,6 +237,7 @@ def run_backtest(
         for kind, payload in notes.drain():
             if kind == "fill":
                 fills.append(payload)
+                tracker.add(payload)
             elif kind == "closed_trade":
                 trades.append(payload)
 
@@ -245,37 +254,55 @@ def run_backtest(
     skippable = FAST_FORWARD_TYPES - subscribed if cfg.fast_forward else set()
     passthrough = INDEPENDENT_TYPES - subscribed if cfg.fast_forward else set()
     held: dict[tuple[str, type], Any] = {}
+    jump = None
+    if cfg.fast_forward and synthetic and fastforward.supported(settings, strategies, feed):
+        feed = jump = fastforward.JumpingSynthetic(feed, engine, strategies)  # quiet chunks: liquidations only
+        first_ts = feed.start_ns if first_ts is None else first_ts
+        next_sample = (first_ts // step + 1) * step  # as if the first event were at the market's start
     bar = _Progress(progress)
     engine.start()
     try:
+        dispatch = engine.dispatch
+        limit = 1 << 62  # stop_ns, once known
+        hold = False
         for ev in feed.events():
             ts = ev.ts
-            if first_ts is None:
-                first_ts = ts
-            if stop_ns is None and cfg_duration is not None:
-                stop_ns = first_ts + int(cfg_duration * NS)
-                if end_ns is not None:
-                    stop_ns = min(stop_ns, end_ns)
-            if stop_ns is not None and ts > stop_ns:
-                break
-            if not bar.started:
+            if not n:  # the first event: the window's end is known from here
+                if first_ts is None:
+                    first_ts = ts
+                if stop_ns is None and cfg_duration is not None:
+                    stop_ns = first_ts + int(cfg_duration * NS)
+                    if end_ns is not None:
+                        stop_ns = min(stop_ns, end_ns)
+                if stop_ns is not None:
+                    limit = stop_ns
                 bar.start(first_ts, stop_ns)
+            if ts > limit:
+                if jump is not None and jump.thinned:  # the grid up to the end, as the tick path samples it
+                    _fill_grid(engine, equity_ts, equity, next_sample, limit, step)
+                break
             n += 1
-            if n % DRAIN_EVERY == 0:
+            if note_items:  # fills are collected as they come, for their markouts
                 drain()
+            if not n % PROGRESS_EVERY:
                 bar.update(ts, n)
-            hold = passes = False
+            if pending and ts > pending[0][0]:
+                tracker.sample(ts)
             if skippable:
+                hold = passes = False
                 t = type(ev)
                 if t in skippable or t in passthrough:
-                    idle = _idle(engine, ts)
+                    idle = not pending and _idle(engine, ts)  # (markouts read the book)
                     hold, passes = idle and t in skippable, idle and t in passthrough
-            if held and not (hold or passes):  # the held state goes in before anything can look at it
-                for prior in held.values():
-                    engine.dispatch(prior)
-                held.clear()
+                if held and not (hold or passes):  # the held state goes in before anything can look at it
+                    for prior in held.values():
+                        dispatch(prior)
+                    held.clear()
             if ts >= next_sample:
-                if next_sample:
+                if jump is not None and jump.thinned:  # flat and no timer: one value, stamped on the grid
+                    engine.clock.advance_to(ts)
+                    _fill_grid(engine, equity_ts, equity, next_sample, ts, step)
+                elif next_sample:
                     engine.clock.advance_to(ts)
                     equity_ts.append(ts)
                     equity.append(engine.mark_to_market())
@@ -286,13 +313,14 @@ def run_backtest(
                 held[key] = ev
                 skipped += 1
                 continue
-            engine.dispatch(ev)
+            dispatch(ev)
         for prior in held.values():
             engine.dispatch(prior)
         last = stop_ns if stop_ns is not None else engine.clock.now()
         engine.clock.advance_to(max(last, engine.clock.now()))  # deliver what is still in flight
         engine.stopped()
         drain()
+        tracker.flush()
         equity_ts.append(engine.clock.now())
         equity.append(engine.mark_to_market())
     finally:
@@ -311,9 +339,19 @@ def run_backtest(
         trades,
         engine.summary(),
         skipped=skipped,
+        thinned_chunks=(jump.chunks_thinned, jump.chunks_full) if jump is not None else None,
+        markouts=tracker,
     )
     result.summary = summary_of(result)
     return result
+
+
+def _fill_grid(engine, equity_ts: list[int], equity: list[float], first: int, last: int, step: int) -> None:
+    """Equity samples stamped at the grid times first, first + step, ... <= last (fast-forward's thinned
+    stretches: the account is flat, so one value holds for all of them)."""
+    grid = range(first, last + 1, step)
+    equity_ts += grid
+    equity += [engine.mark_to_market()] * len(grid)
 
 
 def _idle(engine, ts: int) -> bool:
@@ -400,7 +438,7 @@ def summary_of(result: BacktestResult) -> dict[str, Any]:
                 "taker_fee_bps": s.paper.taker_fee_bps,
             },
             "events": result.events,
-            "fast_forward": {"enabled": cfg.fast_forward, "events_skipped": result.skipped},
+            "fast_forward": _fast_forward_summary(result),
             "orders": len(result.orders),
             "fills": len(result.fills),
             "closed_trades": len(result.trades),
@@ -413,6 +451,14 @@ def summary_of(result: BacktestResult) -> dict[str, Any]:
             "engine": result.engine_summary,
         }
     )
+
+
+def _fast_forward_summary(result: BacktestResult) -> dict[str, Any]:
+    out: dict[str, Any] = {"enabled": result.config.fast_forward, "events_skipped": result.skipped}
+    if result.thinned_chunks is not None:
+        out["mode"] = "jump"
+        out["chunks_thinned"], out["chunks_full"] = result.thinned_chunks
+    return out
 
 
 def _iso(ts_ns: int) -> str:
@@ -479,7 +525,8 @@ def summary_table(summary: dict[str, Any]) -> Table:
 
 
 def write_report(result: BacktestResult, directory: str | Path) -> list[Path]:
-    """summary.json, trades.csv, fills.csv, equity.csv and equity.png (equity over drawdown)."""
+    """summary.json, trades.csv, fills.csv, equity.csv, equity.png (equity over drawdown), markouts.csv
+    and markouts.png (the mid after each fill, engine/backtest/markouts.py)."""
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     paths = [
@@ -488,6 +535,8 @@ def write_report(result: BacktestResult, directory: str | Path) -> list[Path]:
         out / "fills.csv",
         out / "equity.csv",
         out / "equity.png",
+        out / "markouts.csv",
+        out / "markouts.png",
     ]
     paths[0].write_text(summary_json(result.summary), encoding="utf-8")
     with open(paths[1], "w", newline="", encoding="utf-8") as f:
@@ -568,6 +617,10 @@ def write_report(result: BacktestResult, directory: str | Path) -> list[Path]:
         for ts, e, d in zip(result.equity_ts, eq, dd, strict=True):
             w.writerow([_iso(ts), f"{e:.6f}", f"{d:.8f}"])
     _plot_equity(result, eq, dd, paths[4])
+    tracker = result.markouts or MarkoutTracker(None, 0)
+    orders = {o.id: o for o in result.orders}
+    markouts.write_csv(tracker, paths[5], _iso)
+    markouts.plot(tracker, orders, f"{result.config.strategy} on {result.config.feed}", paths[6])
     return paths
 
 
@@ -599,10 +652,21 @@ def backtest_main(
     report_dir: str | None,
     console: Console | None = None,
 ) -> int:
+    from .bar_runner import BAR_STRATEGIES, bar_backtest_main
+
+    if cfg.strategy in BAR_STRATEGIES:  # decides at bar close: runs on bars (bar_runner.py)
+        return bar_backtest_main(settings, cfg, json_path, report_dir, console)
+    if cfg.interval is not None:
+        raise ConfigError(f"config error: --interval applies to bar strategies ({', '.join(BAR_STRATEGIES)})")
     result = run_backtest(settings, cfg)
+    from .expectations import attach, expectations_table
+
+    expected = attach(result)  # a strategy's documented expectations (LIT), measured on its own capital
     if json_path:
         Path(json_path).write_text(summary_json(result.summary), encoding="utf-8")
     if report_dir:
         write_report(result, report_dir)
     (console or Console()).print(summary_table(result.summary))
+    if expected is not None:
+        (console or Console()).print(expectations_table(expected, cfg.strategy))
     return 0

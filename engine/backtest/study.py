@@ -17,6 +17,11 @@ INFORMED), and by the funding regime at the trigger. Each group reports count, m
 median and 5th percentile per τ. The classifier's precision and recall count episodes:
 an episode is flagged when its side was FORCED at some tick of that window.
 
+`without_oi_test` repeats the ground-truth and state groups for the rising edges of E_t's
+other four conditions (condition 3, the OI flush, left out), with their own refractory
+period: E_t itself rarely fires in an informed episode, and these show what fading one
+would have earned.
+
 The synthetic feed runs one process per symbol (a symbol's stream does not depend on
 the others), with the book interval brought down to the alpha tick if it is longer.
 """
@@ -56,6 +61,7 @@ class Trigger:
     markouts_bps: list[float | None] = field(default_factory=lambda: [None] * len(TAUS_S))
     episode: str = "none"  # forced | informed | none (ground truth, when known)
     episode_id: int = 0
+    oi_test: bool = True  # False: a candidate that meets E_t's other four conditions (see `summarize`)
 
     @property
     def direction(self) -> int:
@@ -88,7 +94,10 @@ class SymbolStudy:
         self.refractory_ns = int(self.params.cooldown_s * NS)
         self.last_trigger = {s: -(1 << 62) for s in SIDES}
         self.was_exhausted = {s: False for s in SIDES}
+        self.last_candidate = {s: -(1 << 62) for s in SIDES}
+        self.was_candidate = {s: False for s in SIDES}
         self.triggers: list[Trigger] = []
+        self.candidates: list[Trigger] = []  # rising edges of E_t's other four conditions
         self.pending: list[deque[Trigger]] = [deque() for _ in TAUS_S]
         self.taus_ns = [int(t * NS) for t in TAUS_S]
         self.spans: dict[str, list[tuple[int, int]]] = {s: [] for s in SIDES}
@@ -157,14 +166,23 @@ class SymbolStudy:
                 self.last_trigger[sig.side] = ts
                 self._add(Trigger(ts, self.symbol, sig.side, sig.state, mid, tick.funding_rate,
                                   tick.pressure(sig.side).lpi))
+            if self.kind == "lpi":  # E_t without its OI test (condition 3): what a fader without it would take
+                c = sig.conditions
+                cand = c[0] and c[1] and c[3] and c[4]
+                rising = cand and not self.was_candidate[sig.side]
+                self.was_candidate[sig.side] = cand
+                if rising and tick.warm and ts - self.last_candidate[sig.side] >= self.refractory_ns:
+                    self.last_candidate[sig.side] = ts
+                    self._add(Trigger(ts, self.symbol, sig.side, sig.state, mid, tick.funding_rate,
+                                      tick.pressure(sig.side).lpi, oi_test=False))
 
     def _add(self, trig: Trigger) -> None:
-        self.triggers.append(trig)
+        (self.triggers if trig.oi_test else self.candidates).append(trig)
         for q in self.pending:
             q.append(trig)
 
     def result(self, episodes: list[Any]) -> SymbolResult:
-        return SymbolResult(self.symbol, self.triggers, self.spans, episodes, self.ticks, self.events,
+        return SymbolResult(self.symbol, self.triggers + self.candidates, self.spans, episodes, self.ticks, self.events,
                             self.first_ts, self.last_ts)
 
 
@@ -290,7 +308,9 @@ def summarize(kind: str, results: list[SymbolResult], settings: Settings, feed: 
     has_truth = any(r.episodes for r in results)
     if has_truth:
         _match_episodes(results)
-    triggers = sorted((t for r in results for t in r.triggers), key=lambda t: (t.ts, t.symbol, t.pressure))
+    every = sorted((t for r in results for t in r.triggers), key=lambda t: (t.ts, t.symbol, t.pressure))
+    triggers = [t for t in every if t.oi_test]
+    candidates = [t for t in every if not t.oi_test]
     p = settings.lpi
     out: dict[str, Any] = {
         "study": kind, "feed": feed, "seed": seed, "duration_s": duration_s,
@@ -313,9 +333,16 @@ def summarize(kind: str, results: list[SymbolResult], settings: Settings, feed: 
         out["classifier"] = classifier_scores(results)
         out["episodes"] = {"forced": sum(e.kind == "forced" for r in results for e in r.episodes),
                            "informed": sum(e.kind == "informed" for r in results for e in r.episodes)}
+    if kind == "lpi":  # the same rising edges without condition 3: what the OI test keeps us out of
+        out["without_oi_test"] = {"triggers": len(candidates),
+                                  "by_state": {s: group_stats([t for t in candidates if t.state == s])
+                                               for s in (FORCED, INFORMED)}}
+        if has_truth:
+            out["without_oi_test"]["by_episode"] = {k: group_stats([t for t in candidates if t.episode == k])
+                                                    for k in ("forced", "informed", "none")}
     out["trigger_list"] = [{**{k: v for k, v in asdict(t).items() if k != "markouts_bps"},
                             "markouts_bps": dict(zip([f"{x:g}s" for x in TAUS_S], t.markouts_bps))}
-                           for t in triggers]
+                           for t in every]
     return out
 
 
@@ -341,6 +368,9 @@ def render_table(summary: dict) -> Any:
         table.add_column(f"{tau:g} s", justify="right")
     sections = [("episode", summary.get("by_episode")), ("state", summary.get("by_state")),
                 ("funding", summary.get("by_funding")), ("", {"all": summary["all"]})]
+    no_oi = summary.get("without_oi_test") or {}
+    sections.append(("no OI test, episode" if "by_episode" in no_oi else "no OI test, state",
+                     no_oi.get("by_episode", no_oi.get("by_state"))))
     for label, groups in sections:
         for name, g in (groups or {}).items():
             head = (f"{label} {name}".strip(), str(g["triggers"]))

@@ -321,8 +321,10 @@ class PaperExchange:
         if m is None:
             return None
         levels = m.book.levels("ask" if side == "buy" else "bid")
-        if not levels:
-            return m.last_trade.price if m.last_trade is not None else m.mark
+        if not levels:  # no book: the last trade, the mark, else the last bar's close (kline-only data)
+            if m.last_trade is not None:
+                return m.last_trade.price
+            return m.mark or (m.last_bar.close if m.last_bar is not None else None)
         left, cost = qty, 0.0
         for price, size in levels:
             take = min(left, size)

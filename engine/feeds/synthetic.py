@@ -12,8 +12,10 @@ Model (docs/synthetic-market.md has the parameters, their sources and the calibr
 * Each liquidation moves the log price by an impact ∝ notional / visible depth, and
   depth thins with a stress index (decaying sum of recent liquidated notional).
   A forced episode's impact decays by `reversion_fraction` with a time constant of
-  tens of seconds to minutes (a propagator); an informed one keeps its impact and
-  drifts `informed_continuation` further. Diffusion adds ordinary volatility.
+  seconds to a minute (a propagator); an informed one keeps its impact and drifts
+  `informed_continuation` further over minutes, and its liquidated positions are
+  replaced by new ones (OI does not flush). Diffusion adds ordinary volatility,
+  at most doubled by stress.
 * Trades, books, tickers (mark, index, OI, funding) and long/short ratios are
   computed from that path with numpy, a chunk (`CHUNK_S` seconds) at a time.
 
@@ -67,14 +69,17 @@ _FUNDING_SD = 0.00004
 _FUNDING_RATIO_BETA = 0.0003  # crowded longs pay more
 _FUNDING_JUMP_PER_DAY = 0.5
 _FUNDING_CAP = 0.0075
-_OI_TAU_S = 6 * 3600.0  # OI refills after a flush over hours ...
-_OI_INFORMED_TAU_S = 600.0  # ... but within minutes when informed traders reposition
+_OI_TAU_S = 6 * 3600.0  # OI refills after a forced flush over hours; informed episodes open new positions:
+_OI_OPEN_TAU_S = 3.0  # a liquidated informed position is replaced within seconds ...
+_OI_OPEN_SURPLUS = 0.2  # ... by 1.2 times its size, so OI does not flush (the surplus fades over _OI_TAU_S)
 _OI_NOISE_SD = 0.003
 _STRESS_TAU_S = 30.0  # memory of the book/trade stress index
 _INFORMED_FLOW_TAU_S = 300.0  # informed episodes leave a persistent taker imbalance
 _BG_REVERT_TAU_S = 60.0
 _DRIFT_TAU_S = 6 * 3600.0  # memory of the running mean permanent impact that the drift cancels
-_REVERT_TAU_RANGE_S = (20.0, 240.0)  # forced/informed episode time constants, log-uniform
+_FORCED_TAU_RANGE_S = (5.0, 60.0)  # forced overshoots revert within seconds to a minute, log-uniform
+_INFORMED_TAU_RANGE_S = (20.0, 240.0)  # informed repricing goes on for minutes, log-uniform
+_VOL_STRESS_MAX = 2.0  # diffusion volatility 1 + 0.5·stress, at most doubled (the jumps are the impacts)
 _MARK_THETA = 0.5  # excitation g(m) = (m / median)^θ, normalized to mean 1
 _G_CAP = 4.0
 _EPISODE_CLOSE = 0.02  # an episode ends when its expected further liquidations drop below this
@@ -226,7 +231,7 @@ def _decayed(ev_t: np.ndarray, amounts: np.ndarray, tau: float, v0: float, q: np
 
     Returns (values at q, value just after the last event, time of the last event).
     side="left" excludes an event at exactly q (the price a liquidation itself sees).
-    Within a chunk t ≤ 600 s and every τ here is ≥ 20 s, so e^(t/τ) stays small.
+    Within a chunk t ≤ 600 s and every τ here is ≥ 3 s, so e^(t/τ) ≤ e^200 stays finite.
     """
     if len(ev_t) == 0:
         return v0 * np.exp(-q / tau), v0, 0.0
@@ -345,7 +350,7 @@ class _SymbolGenerator:
             "next_shock_s": gap, "episodes": [], "next_episode_id": 1,
             "x": _RATIO_MEAN + float(r.normal(0, _RATIO_SD)),
             "funding": _FUNDING_BASE + float(r.normal(0, _FUNDING_SD)),
-            "oi_noise": float(r.normal(0, _OI_NOISE_SD)), "oi_liq": 0.0, "oi_inf": 0.0,
+            "oi_noise": float(r.normal(0, _OI_NOISE_SD)), "oi_liq": 0.0, "oi_inf": 0.0, "oi_new": 0.0,
         }
 
     def _shock_gap(self, r: np.random.Generator) -> float:
@@ -368,6 +373,8 @@ class _SymbolGenerator:
         slow = self._slow(chunk, st)
         liqs = self._liquidations(chunk, st, slow, float(CHUNK_S))
         path = _PricePath(self, chunk, st, liqs)
+        if self.syn.imbalance_regime == "edge":
+            path.w = path.w + self._contrarian_drift(slow)
         liq_objs, liq_ts, liq_qty = self._liquidation_events(path, liqs, t0_ns)
         self._update_open_interest(liqs, liq_qty, st)
         parts = []
@@ -388,6 +395,19 @@ class _SymbolGenerator:
         ts = np.concatenate([t for _, t in parts]) if parts else np.empty(0, dtype=np.int64)
         return objs, ts, st, liqs.closed
 
+    # -- LIT's imbalance regime (docs/synthetic-market.md): more crowding, optionally a planted edge --
+    def _ratio_jumps_per_day(self) -> float:
+        return _RATIO_JUMP_PER_DAY if self.syn.imbalance_regime == "off" else self.syn.imbalance_shocks_per_day
+
+    def _contrarian_drift(self, slow: dict) -> np.ndarray:
+        """Cumulative log-price drift on the 1 s grid against the crowd: none below a 1.5x long/short
+        ratio, rising linearly to `imbalance_edge_pct_per_day` at 2x and beyond (crowded longs: down)."""
+        x = np.repeat(slow["x"], int(slow["dt"]))[:CHUNK_S]
+        lo, hi = math.log(1.5), math.log(2.0)
+        strength = np.clip((np.abs(x) - lo) / (hi - lo), 0.0, 1.0)
+        rate = -np.sign(x) * strength * self.syn.imbalance_edge_pct_per_day / 100.0 / 86400.0
+        return np.concatenate([[0.0], np.cumsum(rate)])
+
     # -- slow latent processes: long/short ratio, funding, OI noise (minute grid) -----------------
     def _slow(self, chunk: int, st: dict) -> dict:
         r = self.rng(chunk, _S_SLOW)
@@ -403,13 +423,14 @@ class _SymbolGenerator:
         f = np.empty(n)
         o = np.empty(n + 1)
         xv, fv, ov = st["x"], st["funding"], st["oi_noise"]
-        px = _RATIO_JUMP_PER_DAY * dt / 86400.0
+        px = self._ratio_jumps_per_day() * dt / 86400.0
+        jump0 = 0.5 if self.syn.imbalance_regime == "off" else 0.8  # LIT's regime: shocks past a 2x ratio
         pf = _FUNDING_JUMP_PER_DAY * dt / 86400.0
         for k in range(n):
             x[k], f[k], o[k] = xv, fv, ov
             xv = _RATIO_MEAN + (xv - _RATIO_MEAN) * rho_x + _RATIO_SD * math.sqrt(1 - rho_x**2) * eps[k, 0]
             if jumps[k, 0] < px:  # a crowding shock: the crowd piles onto one side
-                xv += math.copysign(0.5 + 0.3 * abs(jump_size[k, 0]), jump_size[k, 0])
+                xv += math.copysign(jump0 + 0.3 * abs(jump_size[k, 0]), jump_size[k, 0])
             f_mean = _FUNDING_BASE + _FUNDING_RATIO_BETA * (xv - _RATIO_MEAN)
             fv = f_mean + (fv - f_mean) * rho_f + _FUNDING_SD * math.sqrt(1 - rho_f**2) * eps[k, 1]
             if jumps[k, 1] < pf:
@@ -486,7 +507,7 @@ class _SymbolGenerator:
                 p_long = 1.0 / (1.0 + math.exp(-(0.6 + 1.5 * (ratio_at(t) - _RATIO_MEAN))))  # crowded side breaks
                 sign = 1 if draw.uniform() < p_long else -1
                 kind = "informed" if draw.uniform() < syn.informed_share else "forced"
-                lo, hi = _REVERT_TAU_RANGE_S
+                lo, hi = _FORCED_TAU_RANGE_S if kind == "forced" else _INFORMED_TAU_RANGE_S
                 ep = {"id": st["next_episode_id"], "kind": kind, "dir": sign,
                       "start_ts_ns": base_ns + int(t * NS), "last_ts_ns": 0, "S": sev * beta_e,
                       "f": syn.reversion_fraction if kind == "forced" else -syn.informed_continuation,
@@ -668,20 +689,24 @@ class _SymbolGenerator:
 
     @staticmethod
     def _oi_deficits(liqs: _Liqs, liq_qty: np.ndarray, st: dict, q: np.ndarray
-                     ) -> tuple[np.ndarray, float, float]:
-        """Liquidated size not yet replaced by new positions, at times q, and both carried
-        deficits at the chunk end: forced flushes refill over hours, informed ones in minutes."""
+                     ) -> tuple[np.ndarray, float, float, float]:
+        """Liquidated size not yet replaced by new positions, at times q, and the three carried
+        deficits at the chunk end. A forced flush refills over hours. An informed liquidation of
+        size Q counts (1 + s)·Q·e^(−t/3 s) − s·Q·e^(−t/6 h), s = `_OI_OPEN_SURPLUS`: the full Q at
+        once, then new positions take its place within seconds and OI ends up s·Q higher."""
         inf = liqs.informed
         out = np.zeros(len(q))
         ends = []
-        for sel, tau, key in ((~inf, _OI_TAU_S, "oi_liq"), (inf, _OI_INFORMED_TAU_S, "oi_inf")):
-            v, last, tl = _decayed(liqs.t[sel], liq_qty[sel], tau, st[key], q)
+        s = _OI_OPEN_SURPLUS
+        for sel, k, tau, key in ((~inf, 1.0, _OI_TAU_S, "oi_liq"), (inf, 1.0 + s, _OI_OPEN_TAU_S, "oi_inf"),
+                                 (inf, -s, _OI_TAU_S, "oi_new")):
+            v, last, tl = _decayed(liqs.t[sel], k * liq_qty[sel], tau, st.get(key, 0.0), q)
             out += v
             ends.append(last * math.exp(-(CHUNK_S - tl) / tau))
-        return out, ends[0], ends[1]
+        return out, ends[0], ends[1], ends[2]
 
     def _update_open_interest(self, liqs: _Liqs, liq_qty: np.ndarray, st: dict) -> None:
-        _, st["oi_liq"], st["oi_inf"] = self._oi_deficits(liqs, liq_qty, st, np.empty(0))
+        _, st["oi_liq"], st["oi_inf"], st["oi_new"] = self._oi_deficits(liqs, liq_qty, st, np.empty(0))
 
     def _tickers(self, path: _PricePath, liqs: _Liqs, liq_qty: np.ndarray, slow: dict, start: dict, off_ns: int,
                  t0_ns: int) -> tuple[list, np.ndarray]:
@@ -744,7 +769,7 @@ class _PricePath:
         # diffusion on a 1 s grid, volatility rising with stress
         self.rng = r = gen.rng(chunk, _S_PRICE)
         grid = np.arange(CHUNK_S + 1, dtype=float)
-        sigma = p.vol_daily / math.sqrt(86400.0) * (1.0 + 0.5 * np.minimum(self.stress(grid[:-1]), 10.0))
+        sigma = p.vol_daily / math.sqrt(86400.0) * np.minimum(1.0 + 0.5 * self.stress(grid[:-1]), _VOL_STRESS_MAX)
         self.grid = grid
         steps = sigma * r.standard_normal(CHUNK_S) - st["drift"]  # drift offsets the liquidations' mean push
         self.w = np.concatenate([[0.0], np.cumsum(steps)])

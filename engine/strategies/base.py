@@ -52,6 +52,18 @@ class Strategy:
     def on_timer(self, now: int, key: str, ctx: StrategyContext) -> list[Intent]:
         return []
 
+    def on_flatten(self, ctx: StrategyContext) -> list[Intent]:
+        """The kill switch (`flatten`): close whatever this strategy holds outside the engine's own
+        orders and portfolio (funding_arb: its cross-venue pairs), through its usual close path. The
+        engine cancels its orders and closes its positions itself. Called even while paused."""
+        return []
+
+    def external_positions(self) -> list[dict]:
+        """What this strategy holds outside the engine's portfolio, still open or closing: one dict
+        each with at least "kind" (e.g. "funding pair"), "symbol", "status" and "text" (one line for
+        status views). Counted in the engine's status; a flatten is "flat" only once all are gone."""
+        return []
+
     def snapshot(self) -> dict:
         return {}
 

@@ -81,7 +81,7 @@ class ExhaustionDetector:
     """The five conditions of E_t for one side (section 8.4)."""
 
     __slots__ = ("p", "side", "lpis", "prices", "prev_z_ldr", "tau_lo", "tau_hi", "conditions", "k", "lpi_hi",
-                 "all_taus", "new_low", "down")
+                 "all_taus", "new_low", "down", "falling")
 
     def __init__(self, params: LpiParams, side: str):
         self.p = params
@@ -99,23 +99,19 @@ class ExhaustionDetector:
         self.all_taus = params.divergence_rule == "all"
         self.new_low = params.divergence_price == "new_low"
         self.down = side == "sell"
+        self.falling = 0  # how many ticks in a row LPI has been below the tick before
 
     def update(self, price: float, side: SidePressure, oi_flush: bool) -> bool:
         """Add a tick; returns E_t (and keeps which conditions held in `conditions`)."""
         lpis, prices = self.lpis, self.prices
         lpi = side.lpi
+        # ΔLPI < 0 for each of the last K ticks: a run of falling ticks at least K long
+        self.falling = self.falling + 1 if lpis and lpi < lpis[-1] else 0
+        c2 = self.falling >= self.k
         lpis.append(lpi)
         prices.append(price)
         n = len(lpis)
         c1 = lpi > self.lpi_hi
-        c2 = n > self.k
-        if c2:  # each of the last K ticks below the one before it
-            later = lpi
-            for j in range(n - 2, n - 2 - self.k, -1):
-                if not later < lpis[j]:
-                    c2 = False
-                    break
-                later = lpis[j]
         z_ldr = side.z_ldr
         c4 = self.prev_z_ldr is not None and z_ldr < self.prev_z_ldr
         self.prev_z_ldr = z_ldr
@@ -164,6 +160,7 @@ class LpiSignal:
         self.features = LpiFeatures(params)
         self.states = {s: StateClassifier(params) for s in SIDES}
         self.detectors = {s: ExhaustionDetector(params, s) for s in SIDES}
+        self._pairs = tuple((s, self.states[s], self.detectors[s]) for s in SIDES)  # sell, buy
         self.last: Judged | None = None
 
     def on_event(self, ev, book: OrderBook | None, liq_p95: float) -> list[Judged]:
@@ -189,17 +186,15 @@ class LpiSignal:
 
     def _judge(self, tick: LpiTick, liq_p95: float) -> Judged:
         p = self.p
-        sparse, z_oi, spike_usd = tick.oi_sparse, tick.z_oi, p.liq_spike_mult * liq_p95
+        ts, price = tick.ts, tick.price
+        if not tick.oi_sparse:
+            classify_ok, flush_ok = tick.z_oi > p.c_oi, tick.z_oi > p.z_oi_hi
         out = []
-        for name, side in (("sell", tick.sell), ("buy", tick.buy)):
-            if sparse:  # a liquidation spike on this side stands in for the OI tests
-                classify_ok = flush_ok = liq_p95 > 0 and side.liq_usd > spike_usd
-            else:
-                classify_ok, flush_ok = z_oi > p.c_oi, z_oi > p.z_oi_hi
-            state = self.states[name].update(tick.ts, side, classify_ok)
-            det = self.detectors[name]
-            exhausted = det.update(tick.price, side, flush_ok)
-            out.append(SideSignal(name, state, exhausted, det.conditions))
+        for (name, state, det), side in zip(self._pairs, (tick.sell, tick.buy)):
+            if tick.oi_sparse:  # a liquidation spike on this side stands in for the OI tests
+                classify_ok = flush_ok = liq_p95 > 0 and side.liq_usd > p.liq_spike_mult * liq_p95
+            exhausted = det.update(price, side, flush_ok)
+            out.append(SideSignal(name, state.update(ts, side, classify_ok), exhausted, det.conditions))
         return tick, out[0], out[1]
 
 

@@ -21,11 +21,13 @@ from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Footer
 
+from engine.control import count_held
 from engine.orders import Alert
 from engine.stats import Cascade
 
 from ..widgets.alerts import CascadeAlerts
 from ..widgets.fmt import price_decimals
+from ..widgets.funding import FundingView
 from ..widgets.gauges import GaugesView, StrategyGauges
 from ..widgets.orders import OrdersTable
 from ..widgets.output import OutputPane
@@ -115,7 +117,11 @@ class MainScreen(Screen):
             with Vertical(id="bottom-left"):
                 yield self._titled(OrdersTable(id="orders"), "Working orders & approval queue")
                 yield self._titled(OutputPane(self.log_lines, id="output"), "Output")
-            with self._titled(VerticalScroll(id="perf-pane", can_focus=False), "Performance"):
+            funding = self.engine.strategy("funding_arb") is not None  # funding pane first, then performance
+            with self._titled(VerticalScroll(id="perf-pane", can_focus=False),
+                              "Funding / performance" if funding else "Performance"):
+                if funding:
+                    yield FundingView(id="funding")
                 yield PerformanceView(id="performance")
         yield Footer(compact=True)
 
@@ -199,6 +205,8 @@ class MainScreen(Screen):
                 [StrategyGauges(s.name, s.paused, s.gauges()) for s in eng.strategies])
             equity = eng.portfolio.realized_equity + unrealized(eng)
             self.query_one(PerformanceView).show(eng.portfolio.performance(equity))
+            for view in self.query(FundingView):  # only with the funding_arb strategy
+                view.show(eng)
 
     def refresh_all(self) -> None:
         """Everything, now (screenshots and tests)."""
@@ -244,6 +252,8 @@ class MainScreen(Screen):
     def action_kill(self) -> None:
         eng = self.engine
         n_orders, n_pos = len(eng.open_orders), len(eng.portfolio.open_positions())
+        held = eng.external_positions()  # funding pairs: both legs of each are closed too
+        pos = f"{n_pos} position(s)" + (f" and {count_held(held)}" if held else "")
 
         def done(yes: bool | None) -> None:
             if yes:
@@ -252,7 +262,7 @@ class MainScreen(Screen):
 
         self.app.push_screen(ConfirmScreen(
             "KILL SWITCH",
-            f"Cancel {n_orders} working order(s), close {n_pos} position(s) at market, and halt new entries.\n"
+            f"Cancel {n_orders} working order(s), close {pos} at market, and halt new entries.\n"
             "Entries stay halted until you resume (h).", yes="Kill"), done)
 
     def action_cancel_order(self) -> None:
