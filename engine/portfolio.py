@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from .events import NS
 from .orders import Fill, Position
 
 
@@ -254,3 +255,41 @@ class Portfolio:
 def _clean(q: float) -> float:
     """Snap float dust to zero so that a closed position is exactly flat."""
     return 0.0 if abs(q) < 1e-12 else q
+
+
+@dataclass(frozen=True, slots=True)
+class PositionView:
+    """One open position as the position table shows it (LTA manual, "Views"): numbers only; the
+    console's positions pane and the bar backtest's printout format it the same way
+    (tui/widgets/positions.py `position_cells`)."""
+
+    symbol: str
+    side: str  # long | short
+    qty: float  # size, > 0
+    entry: float
+    mark: float | None  # current price; None before the first price
+    duration_s: float | None  # None when the open time is unknown
+    price_change_pct: float | None  # the price's move since entry, (mark - entry) / entry: + is up for both sides
+    upnl: float  # current unrealized PnL in quote (before fees and funding)
+    upnl_pct: float  # of the entry notional qty * entry
+    max_profit: float  # best unrealized PnL since entry (never below 0 or below `upnl`)
+    max_profit_pct: float  # of the entry notional
+
+
+def position_view(symbol: str, qty: float, entry: float, mark: float | None, max_profit: float,
+                  opened_ts: int, now: int) -> PositionView:
+    """The position table's row for a position of signed `qty` opened at `opened_ts` (0: unknown).
+
+    `max_profit` is the best unrealized PnL tracked so far (Portfolio.mark_to_market, or the LTA
+    core's intrabar path); the current PnL counts too, so a mark newer than the last tracking
+    step never shows a current PnL above the max. Percentages are of the entry notional, unlevered."""
+    size = abs(qty)
+    basis = size * entry
+    upnl = (mark - entry) * qty if mark is not None else 0.0
+    best = max(max_profit, upnl, 0.0)
+    return PositionView(
+        symbol=symbol, side="long" if qty > 0 else "short", qty=size, entry=entry, mark=mark,
+        duration_s=max(now - opened_ts, 0) / NS if opened_ts else None,
+        price_change_pct=100.0 * (mark - entry) / entry if mark is not None and entry else None,
+        upnl=upnl, upnl_pct=100.0 * upnl / basis if basis else 0.0,
+        max_profit=best, max_profit_pct=100.0 * best / basis if basis else 0.0)

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.backtest.bar_runner import run_bar_backtest, series_metrics
+from engine.backtest.bar_runner import intrabar_marks, run_bar_backtest, series_metrics
 from engine.backtest.lta_study import real_series, run_lta_study, spearman, t_stat
 from engine.backtest.runner import BacktestConfig
 from engine.bars import BarBuilder, bars_from_trades, resample
@@ -518,12 +518,40 @@ async def test_console_shows_lta_gauges_positions_and_the_performance_pane():
         assert label in text
 
 
-def test_position_table_rows():
+def test_position_table_shows_the_max_profit_reached_and_the_part_given_back():
+    """The core's open position through the console pane's cells (`position_cells`), and the bar
+    backtest's printout of them: the high of 112 made +$24 (12%); at 103 only +$6 (3%) is left."""
+    from rich.console import Console
+
+    from engine.backtest.bar_runner import positions_table
+    from tui.widgets.positions import POSITION_COLUMNS, position_cells
+
     k = core(sizing="fixed-share", max_size=2)
-    assert k.position_table(100.0, T0) == [("Position", "flat")]
+    assert k.position_view(100.0, T0) is None
     step(k, 0, BULL, c=100.0)
     step(k, 1, BULL, c=105.0, o=100, h=112, lo=99)
-    rows = dict(k.position_table(110.0, bar(3).ts))
-    assert rows == {"Duration": "3h 00m", "Side": "Long", "Entry price": "100",
-                    "Current price": "110 (+10.00%)", "Max profit": "24.00 (12.00%)",
-                    "Current PnL": "+20.00 (+10.00%)"}
+    step(k, 2, BULL, c=103.0, o=105, h=106, lo=102.5)
+    v = k.position_view(103.0, bar(3).ts)
+    assert (v.side, v.qty, v.entry, v.duration_s) == ("long", 2.0, 100.0, 3 * 3600.0)
+    assert (v.max_profit, v.upnl) == pytest.approx((24.0, 6.0))
+    cells = dict(zip([key for key, _ in POSITION_COLUMNS], position_cells(v, 1), strict=True))
+    assert cells == {"symbol": ("BTCUSDT", None), "side": ("LONG", True), "age": ("3h00m", None),
+                     "qty": ("2", None), "entry": ("100.0", None), "mark": ("103.0", None),
+                     "chg": ("+3.00%", None), "max": ("$24.00", None), "max_pct": ("12.00%", None),
+                     "upnl": ("+$6.00", True), "upnl_pct": ("+3.00%", True)}
+    con = Console(width=80, record=True)
+    con.print(positions_table([v], "open positions"))
+    text = con.export_text()
+    for label, value in (("Age", "3h00m"), ("Chg %", "+3.00%"), ("Max $", "$24.00"), ("Max %", "12.00%"),
+                         ("uPnL $", "+$6.00"), ("uPnL %", "+3.00%")):
+        assert re.search(rf"{re.escape(label)}\s+│\s+{re.escape(value)} │", text), (label, text)
+
+
+def test_intrabar_marks_follow_the_path_the_position_lived_through():
+    bar = Bar(ts=3600 * NS, symbol="BTCUSDT", interval_s=3600, open=100.0, high=110.0, low=95.0, close=104.0,
+              volume=1.0)
+    assert intrabar_marks(bar, 1, None) == [95.0, 110.0]  # long held through: adverse low, then the high
+    assert intrabar_marks(bar, -1, None) == [110.0, 95.0]  # short held through: adverse high first
+    assert intrabar_marks(bar, 1, 97.0) == [97.0]  # long stopped at 97 on the way down: never saw 95 or 110
+    assert intrabar_marks(bar, 1, 108.0) == [95.0, 108.0]  # long took profit at 108 after the low
+    assert intrabar_marks(bar, -1, 106.0) == [106.0]  # short stopped at 106 on the way up

@@ -22,20 +22,23 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from ..bars import bars_from_trades, resample
 from ..config import ConfigError, Settings
 from ..events import NS, Bar
 from ..feeds.importers.ohlcv import interval_seconds
+from ..instruments import instrument_for
 from ..lta_metrics import ldpm, ldps
 from ..orders import Fill
-from ..portfolio import Portfolio
+from ..portfolio import Portfolio, PositionView
 from ..strategies.lta import AMS_SHORT, LtaCore
 from .metrics import backtest_metrics
 from .runner import BacktestConfig, _iso, backtest_window, parse_time
@@ -133,6 +136,19 @@ def series_metrics(core: LtaCore, bars: list[Bar]) -> np.ndarray:
                             ldps(h, lo, c, v, q, AMS_SHORT, s.long)])
 
 
+def intrabar_marks(bar: Bar, sign: int, exit_px: float | None) -> list[float]:
+    """Prices a position held into `bar` saw, on the core's documented path open -> adverse extreme ->
+    favourable extreme -> close, cut at the exit when it left inside the bar. Marking these (and not
+    the extremes of a bar the position only entered at its close) keeps max run-up, drawdown and max
+    profit to prices the position really lived through."""
+    adverse, favourable = (bar.low, bar.high) if sign > 0 else (bar.high, bar.low)
+    if exit_px is None:
+        return [adverse, favourable]
+    if min(bar.open, adverse) <= exit_px <= max(bar.open, adverse):
+        return [exit_px]  # left on the way to the adverse extreme (a stop, or a gap at the open)
+    return [adverse, exit_px]
+
+
 def run_bar_backtest(settings: Settings, cfg: BacktestConfig, series: dict[str, list[Bar]] | None = None
                      ) -> dict[str, Any]:
     interval_s = bar_interval(settings, cfg)
@@ -154,18 +170,20 @@ def run_bar_backtest(settings: Settings, cfg: BacktestConfig, series: dict[str, 
     for ts, _i, sym, k in merged:
         bar = series[sym][k]
         core = cores[sym]
-        side_before = core.pos.side
-        for o in core.on_bar(bar, tuple(mets[sym][k])):
+        sign_before = core.pos.sign
+        orders = core.on_bar(bar, tuple(mets[sym][k]))
+        if sign_before:  # a position held into the bar: mark its intrabar path before this bar's fills
+            exit_px = next((o.price for o in orders if o.kind == "exit"), None)
+            for px in intrabar_marks(bar, sign_before, exit_px):
+                marks[sym] = px
+                portfolio.mark_to_market(marks)
+        for o in orders:
             order_ids += 1
             buy = (o.kind == "enter") == (o.side == "long")
             f = Fill(o.ts, f"lta-{order_ids}", sym, "buy" if buy else "sell", o.price, o.qty,
                      o.qty * o.price * fee_bps / 1e4, "taker", placed_ts=o.ts)
             fills.append(f)
             portfolio.apply_fill(f, exit_reason=o.reason if o.kind == "exit" else "", strategy="lta")
-        if side_before != "flat" or core.pos.side != "flat":
-            for px in (bar.low, bar.high):
-                marks[sym] = px
-                portfolio.mark_to_market(marks)
         marks[sym] = bar.close
         equity_ts.append(ts)
         equity.append(portfolio.mark_to_market(marks))
@@ -173,7 +191,8 @@ def run_bar_backtest(settings: Settings, cfg: BacktestConfig, series: dict[str, 
     first = min(b[0].ts - b[0].interval_s * NS for b in series.values())
     last = max(b[-1].ts for b in series.values())
     m = backtest_metrics(equity_ts, equity, lta.initial_capital, portfolio.closed, (), fills)
-    open_positions = {s: c.position_table(series[s][-1].close, last) for s, c in cores.items() if c.pos.sign}
+    views = (c.position_view(series[s][-1].close, last) for s, c in cores.items())
+    open_positions = {v.symbol: asdict(v) for v in views if v is not None}
     return {
         "strategy": cfg.strategy,
         "feed": cfg.feed,
@@ -208,6 +227,23 @@ def performance_table(perf: dict, title: str) -> Table:
     return t
 
 
+def positions_table(views: list[PositionView], title: str) -> Table:
+    """The console positions pane's columns and cells (`position_cells`) as a rich table, turned on its
+    side (one column per symbol) so that it fits an 80-column terminal."""
+    from tui.widgets.fmt import price_decimals
+    from tui.widgets.positions import POSITION_COLUMNS, position_cells
+
+    t = Table(title=title, header_style="bold")
+    cells = [position_cells(v, price_decimals(instrument_for(v.symbol).tick_size)) for v in views]
+    t.add_column(POSITION_COLUMNS[0][1])
+    for c in cells:
+        t.add_column(c[0][0], justify="right")
+    for i, (_key, label) in enumerate(POSITION_COLUMNS[1:], start=1):
+        t.add_row(label, *(Text(c[i][0], style="" if c[i][1] is None else "green" if c[i][1] else "red")
+                           for c in cells))
+    return t
+
+
 def _clean(x: Any) -> Any:
     if isinstance(x, float) and not math.isfinite(x):
         return None
@@ -226,13 +262,9 @@ def bar_backtest_main(settings: Settings, cfg: BacktestConfig, json_path: str | 
     title = (f"LTA backtest on {res['feed']} ({', '.join(res['symbols'])}), {res['interval_s'] // 60} min bars, "
              f"{res['start'][:16]} .. {res['end'][:16]}")
     con.print(performance_table(res["performance"], title))
-    for sym, rows in res["open_positions"].items():
-        t = Table(title=f"open position {sym}", header_style="bold")
-        t.add_column("Position")
-        t.add_column("value", justify="right")
-        for k, v in rows:
-            t.add_row(k, v)
-        con.print(t)
+    if res["open_positions"]:
+        con.print(positions_table([PositionView(**v) for v in res["open_positions"].values()],
+                                  f"open positions at {res['end'][:16]}"))
     con.print(f"bars {res['bars']}, closed trades {res['closed_trades']}, style {settings.lta.style}, "
               f"AMS {'on' if settings.lta.ams else 'off'}")
     for sym, ls in lines.items():

@@ -30,6 +30,7 @@ from ..bars import BarBuilder
 from ..events import NS, Bar, Trade
 from ..lta_metrics import ldpm, ldps
 from ..orders import ClosePosition, LogLine, OrderStatus, OrderType, PlaceOrder, Purpose
+from ..portfolio import PositionView, position_view
 from .base import Gauge, Strategy
 
 if TYPE_CHECKING:
@@ -390,22 +391,14 @@ class LtaCore:
             self.pos = LtaPosition()
 
     # -- views ---------------------------------------------------------------------------------
-    def position_table(self, price: float, now: int) -> list[tuple[str, str]]:
-        """The manual's position table: duration, side, entry, current price (% diff), max profit, PnL."""
+    def position_view(self, price: float, now: int) -> PositionView | None:
+        """The position table's row (duration, side, entry, current price and its % change, max profit
+        and current PnL in $ and %) at `price`, through the same `position_view` as the console's
+        positions pane; None when flat."""
         p = self.pos
         if not p.sign:
-            return [("Position", "flat")]
-        basis = p.qty * p.entry
-        cur = p.pnl(price)
-        dur = max(now - p.opened_ts, 0) // NS
-        return [
-            ("Duration", f"{dur // 3600}h {dur % 3600 // 60:02d}m"),
-            ("Side", p.side.title()),
-            ("Entry price", f"{p.entry:g}"),
-            ("Current price", f"{price:g} ({100 * (price - p.entry) / p.entry:+.2f}%)"),
-            ("Max profit", f"{p.max_profit:,.2f} ({100 * p.max_profit / basis:.2f}%)"),
-            ("Current PnL", f"{cur:+,.2f} ({100 * cur / basis:+.2f}%)"),
-        ]
+            return None
+        return position_view(self.symbol, p.sign * p.qty, p.entry, price, p.max_profit, p.opened_ts, now)
 
     def snapshot(self) -> dict:
         return {"outlook": self.outlook, "pos": asdict(self.pos), "cash": self.cash, "bar_index": self.bar_index,

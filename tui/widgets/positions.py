@@ -1,17 +1,43 @@
-"""Open positions: symbol, side, qty, entry, mark, uPnL in $ and %, max profit, duration, TP, SL, strategy."""
+"""Open positions: the position table (symbol, side, duration as Age, qty, entry, mark and its % change since
+entry, max profit in $ and %, current uPnL in $ and %), then TP, SL and strategy.
+
+The position table's cells come from `position_cells` over an `engine.portfolio.PositionView`: the
+bar backtest prints its open positions with the same function (engine/backtest/bar_runner.py).
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from engine.events import NS
 from engine.orders import Position, Purpose
+from engine.portfolio import PositionView, position_view
 
 from .fmt import fmt_duration, fmt_pct, fmt_price, fmt_qty, fmt_usd, price_decimals
 from .tables import CellValue, KeyedTable
 
 if TYPE_CHECKING:
     from engine.engine import Engine
+
+POSITION_COLUMNS = (("symbol", "Symbol"), ("side", "Side"), ("age", "Age"), ("qty", "Qty"), ("entry", "Entry"),
+                    ("mark", "Mark"), ("chg", "Chg %"), ("max", "Max $"), ("max_pct", "Max %"),
+                    ("upnl", "uPnL $"), ("upnl_pct", "uPnL %"))
+
+
+def position_cells(v: PositionView, decimals: int) -> tuple[tuple[str, bool | None], ...]:
+    """(text, positive?) per POSITION_COLUMNS entry; positive None means not coloured. `Chg %` is the
+    price's move since entry (+ = up, for shorts too); the max profit is never negative; before the
+    first price the mark, its change and the current PnL show "-"."""
+    up = None if v.upnl == 0 else v.upnl > 0
+    chg = v.price_change_pct
+    return (
+        (v.symbol, None), (v.side.upper(), v.side == "long"),
+        ("-" if v.duration_s is None else fmt_duration(v.duration_s), None), (fmt_qty(v.qty), None),
+        (fmt_price(v.entry, decimals), None), (fmt_price(v.mark, decimals), None),
+        ("-" if chg is None else fmt_pct(chg), None),
+        (fmt_usd(v.max_profit), None), (fmt_pct(v.max_profit_pct, signed=False), None),
+        ("-", None) if v.mark is None else (fmt_usd(v.upnl, signed=True), up),
+        ("-", None) if v.mark is None else (fmt_pct(v.upnl_pct), up),
+    )
 
 
 def position_mark(engine: Engine, symbol: str) -> float | None:
@@ -43,26 +69,19 @@ def unrealized(engine: Engine) -> float:
 
 
 class PositionsTable(KeyedTable):
-    COLUMNS = (("symbol", "Symbol"), ("side", "Side"), ("qty", "Qty"), ("entry", "Entry"), ("mark", "Mark"),
-               ("upnl", "uPnL $"), ("upnl_pct", "uPnL %"), ("tp", "TP"), ("sl", "SL"), ("max", "Max profit"),
-               ("age", "Duration"), ("strategy", "Strategy"))
+    COLUMNS = (*POSITION_COLUMNS, ("tp", "TP"), ("sl", "SL"), ("strategy", "Strategy"))
 
     def refresh_from(self, engine: Engine) -> bool:
         now = engine.clock.now()
         rows: dict[str, tuple[CellValue, ...]] = {}
         for p in sorted(engine.portfolio.open_positions(), key=lambda p: p.opened_ts):
             d = price_decimals(engine.instrument(p.symbol).tick_size)
-            mark = position_mark(engine, p.symbol)
-            upnl = p.unrealized(mark) if mark is not None else 0.0
-            basis = abs(p.qty) * p.entry_price
-            pct = 100.0 * upnl / basis if basis else 0.0
+            v = position_view(p.symbol, p.qty, p.entry_price, position_mark(engine, p.symbol), p.max_profit,
+                              p.opened_ts, now)
             tp, sl = exit_levels(engine, p)
-            rows[p.symbol] = (
-                p.symbol, self.styled(p.side.upper(), p.qty > 0), fmt_qty(abs(p.qty)), fmt_price(p.entry_price, d),
-                fmt_price(mark, d), self.styled(fmt_usd(upnl, signed=True), upnl >= 0 if upnl else None),
-                self.styled(fmt_pct(pct), pct >= 0 if upnl else None), fmt_price(tp, d), fmt_price(sl, d),
-                fmt_usd(p.max_profit), fmt_duration((now - p.opened_ts) / NS) if p.opened_ts else "-",
-                p.strategy or "-")
+            rows[p.symbol] = (*(text if positive is None else self.styled(text, positive)
+                                for text, positive in position_cells(v, d)),
+                              fmt_price(tp, d), fmt_price(sl, d), p.strategy or "-")
         return self.sync(rows)
 
     def selected_strategy(self, engine: Engine) -> str | None:
