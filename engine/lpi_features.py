@@ -25,10 +25,9 @@ from __future__ import annotations
 import math
 from bisect import bisect_right
 from collections import deque
-from dataclasses import dataclass
 from itertools import islice
 from operator import itemgetter
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from .events import NS
 from .stats import RollingMean, RollingMedianMad
@@ -116,9 +115,12 @@ def lpi_index(z_fsi: float, z_ldr: float, z_pi: float, w_fsi: float = 0.5, w_ldr
 # ------------------------------------------------------------------------------------------------
 # one symbol's streaming features
 # ------------------------------------------------------------------------------------------------
-@dataclass(slots=True)
-class SidePressure:
-    """One side's features at a tick: 'sell' (pressure down, bid depth) or 'buy' (up, ask depth)."""
+class SidePressure(NamedTuple):
+    """One side's features at a tick: 'sell' (pressure down, bid depth) or 'buy' (up, ask depth).
+
+    `LpiTick` and this are named tuples, not dataclasses: one is built per side and tick for every symbol,
+    and a tuple is made in one C call where a slotted dataclass's `__init__` sets each field in Python
+    (BENCHMARKS.md, LPI). They are read-only records."""
 
     side: str
     v_impact: float
@@ -131,8 +133,7 @@ class SidePressure:
     liq_usd: float  # liquidated notional on this side within `liq_spike_window_s`
 
 
-@dataclass(slots=True)
-class LpiTick:
+class LpiTick(NamedTuple):
     ts: int
     price: float  # mid, or the microprice when `use_microprice`
     mid: float
@@ -175,6 +176,9 @@ class LpiFeatures:
         self.window = max(int(p.robust_window_h * 3600 * ticks_per_s), 10)
         self.min_samples = min(p.robust_min_samples, self.window)
         self.clip = p.z_clip if p.z_clip > 0 else math.inf
+        # parameters read on every tick, as plain attributes (`_close` is the hot path)
+        self._tick_params = (p.use_microprice, p.impact_eps_adv_ticks, p.w_pi)
+        self.w_fsi, self.w_ldr = p.w_fsi, p.w_ldr
         self.z_fsi = (RollingMedianMad(self.window), RollingMedianMad(self.window))  # sell, buy
         self.z_ldr = (RollingMedianMad(self.window), RollingMedianMad(self.window))
         self.z_pi = RollingMedianMad(self.window)
@@ -337,25 +341,27 @@ class LpiFeatures:
         return out
 
     def _close(self, ts: int) -> LpiTick | None:
-        p = self.p
         v_sell, v_buy, v_dollar = self.v_sell, self.v_buy, self.v_dollar
         self.v_sell = self.v_buy = self.v_dollar = 0.0
         self.trades = 0
-        liqs, lim = self.liqs, ts - self.liq_window_ns
-        while liqs and liqs[0][0] <= lim:
-            _, k, notional = liqs.popleft()
-            self.liq_sum[k] -= notional
-            if not liqs:
-                self.liq_sum = [0.0, 0.0]  # no float residue once the window empties
+        liqs = self.liqs
+        if liqs:
+            lim = ts - self.liq_window_ns
+            while liqs and liqs[0][0] <= lim:
+                _, k, notional = liqs.popleft()
+                self.liq_sum[k] -= notional
+                if not liqs:
+                    self.liq_sum = [0.0, 0.0]  # no float residue once the window empties
         if not self.has_book:
             return None
         # The formulas above (mid_spread, microprice, forced_intensity, depletion_ratio, impact_per_dollar,
-        # lpi_index), inlined: this runs every tick for every symbol (BENCHMARKS.md, LPI).
+        # lpi_index), inlined, parameters read once: this runs every tick for every symbol (BENCHMARKS.md, LPI).
+        use_micro, eps_ticks, w_pi = self._tick_params
         bid, ask, bq, aq = self.bid, self.ask, self.bid_qty, self.ask_qty
         mid = (bid + ask) / 2.0
         spread = ask - bid
         micro = (ask * bq + bid * aq) / (bq + aq) if bq + aq > 0 else mid
-        price = micro if p.use_microprice else mid
+        price = micro if use_micro else mid
         prev = self.prev_price
         r = math.log(price / prev) if prev > 0.0 else 0.0
         self.prev_price = price
@@ -368,36 +374,37 @@ class LpiFeatures:
         rv = self.rv
         rv.add(r * r)
         sigma = math.sqrt(rv.total) if rv.total > 0.0 else 0.0
-        eps = p.impact_eps_adv_ticks * adv_per_s * dt
+        eps = eps_ticks * adv_per_s * dt
         pi = (r if r >= 0.0 else -r) / (v_dollar + (eps if eps > 1.0 else 1.0))
         clip = self.clip
-        z_pi = self.z_pi.update(pi, clip=clip)
-        warm = self.z_pi.n > self.min_samples
-        if not warm:
-            z_pi = 0.0
-        g = self.g
+        z_pi_w = self.z_pi
+        z_pi = z_pi_w.update(pi, clip=clip)
+        warm = z_pi_w.n > self.min_samples
         base = adv_per_s * dt
         rel_spread = spread / mid if mid > 0.0 else 0.0
-        w_fsi, w_ldr, w_pi = p.w_fsi, p.w_ldr, p.w_pi
-        lpi_pi = w_pi * z_pi
-        liq_sum = self.liq_sum
-        sides = []
+        lpi_pi = w_pi * (z_pi if warm else 0.0)
         # sell: impact sells into bid depth; buy: impact buys into ask depth
-        for k, name, v_imp, depth in ((0, "sell", v_sell, self.depth_bid), (1, "buy", v_buy, self.depth_ask)):
-            fsi = v_imp / base * g if base > 0.0 else 0.0
-            dm = self.depth_mean[k]
-            rel = depth / (dm.total / dm.n) if dm.n and dm.total > 0.0 else 1.0
-            ldr = rel_spread / (rel if rel > 1e-9 else 1e-9) if mid > 0.0 else 0.0
-            dm.add(depth)
-            z_f = self.z_fsi[k].update(fsi, clip=clip)
-            z_l = self.z_ldr[k].update(ldr, clip=clip)
-            if not warm:
-                z_f = z_l = 0.0
-            sides.append(SidePressure(name, v_imp, fsi, depth, ldr, z_f, z_l, w_fsi * z_f + w_ldr * z_l + lpi_pi,
-                                      liq_sum[k]))
-        sell, buy = sides
+        sell = self._side(0, "sell", v_sell, self.depth_bid, base, rel_spread, mid > 0.0, warm, lpi_pi)
+        buy = self._side(1, "buy", v_buy, self.depth_ask, base, rel_spread, mid > 0.0, warm, lpi_pi)
+        if not warm:
+            z_pi = 0.0
         self.ticks += 1
-        tick = LpiTick(ts, price, mid, spread, micro, bid, ask, r, sigma, v_dollar, adv_per_s, pi, z_pi,
-                       self.d_oi, self.z_oi, self.oi_sparse, warm, self.funding_rate, sell, buy)
-        self.last = tick
+        tick = self.last = LpiTick(ts, price, mid, spread, micro, bid, ask, r, sigma, v_dollar, adv_per_s, pi, z_pi,
+                                   self.d_oi, self.z_oi, self.oi_sparse, warm, self.funding_rate, sell, buy)
         return tick
+
+    def _side(self, k: int, name: str, v_imp: float, depth: float, base: float, rel_spread: float, mid_ok: bool,
+              warm: bool, lpi_pi: float) -> SidePressure:
+        """One side's FSI, LDR and their z-scores at a tick (k: 0 sell / bid depth, 1 buy / ask depth)."""
+        fsi = v_imp / base * self.g if base > 0.0 else 0.0
+        dm = self.depth_mean[k]
+        rel = depth / (dm.total / dm.n) if dm.n and dm.total > 0.0 else 1.0
+        ldr = rel_spread / (rel if rel > 1e-9 else 1e-9) if mid_ok else 0.0
+        dm.add(depth)
+        clip = self.clip
+        z_f = self.z_fsi[k].update(fsi, clip=clip)
+        z_l = self.z_ldr[k].update(ldr, clip=clip)
+        if not warm:
+            z_f = z_l = 0.0
+        return SidePressure(name, v_imp, fsi, depth, ldr, z_f, z_l, self.w_fsi * z_f + self.w_ldr * z_l + lpi_pi,
+                            self.liq_sum[k])

@@ -10,6 +10,8 @@ import numpy as np
 
 from .events import NS, Liquidation
 
+_floor, _asinh = math.floor, math.asinh
+
 
 class RollingQuantile:
     """The q-quantile of the last `size` values, refreshed on a schedule.
@@ -224,8 +226,8 @@ class RollingMedianMad:
 
     __slots__ = ("window", "step", "floor", "bins", "_half", "_rep", "_counts", "_bits", "_ring", "_pos",
                  "_inv_floor", "_inv_step", "n", "_mb", "_below", "_sum", "_sum_below", "_lo", "_hi", "_inc",
-                 "_since_resum",
-                 "_med", "_mad", "_scale", "_fresh", "_bmask", "_d1", "_d2", "_swap", "_band_ok")
+                 "_since_resum", "_resum_at",
+                 "_med", "_mad", "_scale", "_fresh", "_bmask", "_d1", "_d2", "_swap_in", "_swap_out", "_band_ok")
 
     def __init__(self, window: int, step: float = 0.01, floor: float = 1e-12, bins: int = 16384):
         if window < 1:
@@ -260,11 +262,13 @@ class RollingMedianMad:
         self._lo = self._hi = self._half  # the MAD band: every bin whose deviation is <= its edges'
         self._inc = 0  # values inside [lo, hi]
         self._since_resum = 0
+        self._resum_at = max(self.window, 4096)  # adds between exact re-sums of the running sums
         self._med = 0.0
         self._mad = 0.0
         self._scale = 0.0
         self._d1 = self._d2 = 0.0  # the need-th and next deviation behind the MAD
-        self._swap: tuple[int, int] | None = None  # (new bin, evicted bin) of the one add since a refresh
+        # (new bin, evicted bin) of the one add since a refresh; evicted -1: none, or more than one add
+        self._swap_in = self._swap_out = -1
         self._band_ok = False  # the band holds every value within its radius (see _refresh)
         self._fresh = True
 
@@ -308,22 +312,27 @@ class RollingMedianMad:
         """Append `x` (dropping the oldest value once the window is full). NaN/inf are ignored."""
         if x - x != 0.0:  # NaN or ±inf
             return
-        # bin_of, inlined (this is the per-tick hot path)
-        i = math.floor(math.asinh(x * self._inv_floor) * self._inv_step + 0.5) + self._half
-        if i < 0:
-            i = 0
-        elif i >= self.bins:
-            i = self.bins - 1
+        # bin_of, inlined (this is the per-tick hot path); 0 is the middle bin (asinh(0) = 0)
+        if x == 0.0:
+            i = self._half
+        else:
+            i = _floor(_asinh(x * self._inv_floor) * self._inv_step + 0.5) + self._half
+            if i < 0:
+                i = 0
+            elif i >= self.bins:
+                i = self.bins - 1
         ring, pos = self._ring, self._pos
         nxt = pos + 1
-        if nxt == self.window:
+        window = self.window
+        if nxt == window:
             nxt = 0
-        if self.n == self.window:
+        counts = self._counts
+        n = self.n
+        if n == window:
             out = ring[pos]
             if out == i:  # the value leaving shares the new one's bin: nothing else changes
                 self._pos = nxt
                 return
-            counts = self._counts
             c_out, c_in = counts[out] - 1, counts[i] + 1
             if c_out and c_in > 1:  # the usual case, _change(out, -1) and _change(i, 1) inlined:
                 counts[out], counts[i] = c_out, c_in  # no bin turns empty or non-empty, so no masks move
@@ -342,19 +351,22 @@ class RollingMedianMad:
                 self._change(i, 1)
         else:
             out = -1
-            self.n += 1
+            n = self.n = n + 1
             self._change(i, 1)
-        self._swap = (i, out) if self._fresh else None
+        if self._fresh:
+            self._swap_in, self._swap_out = i, out
+            self._fresh = False
+        else:
+            self._swap_out = -1
         ring[pos] = i
         self._pos = nxt
         # the lower median's bin moves only when the rank (n-1)//2 left it
-        below, c = self._below, self._counts[self._mb]
-        k = (self.n - 1) >> 1
-        if below > k or below + c <= k:
+        below = self._below
+        k = (n - 1) >> 1
+        if below > k or below + counts[self._mb] <= k:
             self._fix_median()
-        self._fresh = False
-        self._since_resum += 1
-        if self._since_resum >= self.window and self._since_resum >= 4096:
+        since = self._since_resum = self._since_resum + 1
+        if since >= self._resum_at:
             self._resum()
 
     def _change(self, i: int, d: int) -> None:
@@ -415,11 +427,12 @@ class RollingMedianMad:
         mb = self._mb
         upper = mb if (n % 2 or self._below + counts[mb] > n // 2) else self._next_above(mb)
         med = rep[mb] if upper == mb else 0.5 * (rep[mb] + rep[upper])
-        swap = self._swap
-        if swap is not None and swap[1] >= 0 and med == self._med:
+        s_out = self._swap_out
+        if s_out >= 0 and med == self._med:
             # One value replaced another and the median stayed: if both deviations sit on the same
             # side of the MAD's (need-th, next) pair, the MAD stays too (the band repairs itself later).
-            dx, dy = abs(rep[swap[0]] - med), abs(rep[swap[1]] - med)
+            s_in = self._swap_in
+            dx, dy = abs(rep[s_in] - med), abs(rep[s_out] - med)
             d1, d2 = self._d1, self._d2
             # The band [lo, hi] holds every value whose deviation is within its radius d (as `_band`
             # leaves it) unless a new value fell in a bin outside it but within d; `_change` keeps its
@@ -427,9 +440,10 @@ class RollingMedianMad:
             lo, hi, inc = self._lo, self._hi, self._inc
             dl, dh = med - rep[lo], rep[hi] - med
             d = dl if dl > dh else dh
-            whole = self._band_ok = self._band_ok and (lo <= swap[0] <= hi or dx > d)
+            whole = self._band_ok = self._band_ok and (lo <= s_in <= hi or dx > d)
             if (dx < d1 and dy < d1) or (dx > d2 and dy > d2):
-                self._scale = 1.4826 * self._mad if self._mad > 0.0 else 1.2533 * self.mean_abs_dev()
+                if self._mad <= 0.0:  # else the scale is still 1.4826 MAD, as the last refresh left it
+                    self._scale = 1.2533 * self.mean_abs_dev()
                 return
             # One side of the pair each: while the band is whole, the MAD is d if the need-th (for an
             # even count also the next) smallest deviation sits in the edge bins at d, as `_band` finds.
@@ -570,9 +584,12 @@ class RollingMedianMad:
 
 
 class RollingMean:
-    """Mean of the last `window` values with a running sum (re-summed once per window against drift)."""
+    """Mean of the last `window` values with a running sum (re-summed once per window against drift).
 
-    __slots__ = ("window", "_ring", "_pos", "n", "total", "_since")
+    The re-sum comes each time the write position wraps to the start of the ring, i.e. after every
+    `window` adds, when the ring is full."""
+
+    __slots__ = ("window", "_ring", "_pos", "n", "total")
 
     def __init__(self, window: int):
         if window < 1:
@@ -582,21 +599,21 @@ class RollingMean:
         self._pos = 0
         self.n = 0
         self.total = 0.0
-        self._since = 0
 
     def add(self, x: float) -> None:
-        pos = self._pos
+        pos, ring = self._pos, self._ring
         if self.n == self.window:
-            self.total += x - self._ring[pos]
+            self.total += x - ring[pos]
         else:
             self.n += 1
             self.total += x
-        self._ring[pos] = x
-        self._pos = 0 if pos + 1 == self.window else pos + 1
-        self._since += 1
-        if self._since >= self.window:
-            self.total = math.fsum(self._ring[: self.n] if self.n < self.window else self._ring)
-            self._since = 0
+        ring[pos] = x
+        pos += 1
+        if pos == self.window:
+            self._pos = 0
+            self.total = math.fsum(ring)
+        else:
+            self._pos = pos
 
     @property
     def mean(self) -> float:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import asdict, dataclass, fields
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from ..events import NS, BookDelta, BookSnapshot, Liquidation, Ticker, Trade
 from ..lpi_features import LpiFeatures, LpiTick, SidePressure
@@ -60,21 +60,22 @@ def fade_side(pressure_side: str) -> str:
 class StateClassifier:
     """FORCED / INFORMED for one side (section 8.3), with a hold after the last forced tick."""
 
-    __slots__ = ("p", "hold_ns", "last_forced_ts", "state")
+    __slots__ = ("p", "hold_ns", "last_forced_ts", "state", "c_fsi")
 
     def __init__(self, params: LpiParams):
         self.p = params
         self.hold_ns = int(params.state_hold_s * NS)
+        self.c_fsi = params.c_fsi
         self.last_forced_ts: int | None = None
         self.state = INFORMED
 
     def update(self, ts: int, side: SidePressure, oi_flush: bool) -> str:
         """`oi_flush`: the OI test passes (z(ΔOI) > c_OI, or a liquidation spike when OI is sparse)."""
-        if side.z_fsi > self.p.c_fsi and oi_flush:
+        if oi_flush and side.z_fsi > self.c_fsi:
             self.last_forced_ts = ts
         last = self.last_forced_ts
-        self.state = FORCED if last is not None and ts - last <= self.hold_ns else INFORMED
-        return self.state
+        state = self.state = FORCED if last is not None and ts - last <= self.hold_ns else INFORMED
+        return state
 
 
 class ExhaustionDetector:
@@ -106,14 +107,15 @@ class ExhaustionDetector:
         lpis, prices = self.lpis, self.prices
         lpi = side.lpi
         # ΔLPI < 0 for each of the last K ticks: a run of falling ticks at least K long
-        self.falling = self.falling + 1 if lpis and lpi < lpis[-1] else 0
-        c2 = self.falling >= self.k
+        falling = self.falling = self.falling + 1 if lpis and lpi < lpis[-1] else 0
+        c2 = falling >= self.k
         lpis.append(lpi)
         prices.append(price)
         n = len(lpis)
         c1 = lpi > self.lpi_hi
         z_ldr = side.z_ldr
-        c4 = self.prev_z_ldr is not None and z_ldr < self.prev_z_ldr
+        prev = self.prev_z_ldr
+        c4 = prev is not None and z_ldr < prev
         self.prev_z_ldr = z_ldr
         c5 = False
         if n > self.tau_hi:
@@ -131,9 +133,8 @@ class ExhaustionDetector:
         return c1 and c2 and oi_flush and c4 and c5
 
 
-@dataclass(slots=True)
-class SideSignal:
-    """One side's verdict at a tick."""
+class SideSignal(NamedTuple):
+    """One side's verdict at a tick (a named tuple, as `LpiTick`: built twice per tick and symbol)."""
 
     side: str
     state: str
@@ -142,6 +143,7 @@ class SideSignal:
 
 
 Judged = tuple[LpiTick, SideSignal, SideSignal]
+_NO_TICKS: tuple = ()  # `on_event` when no tick closed
 
 
 class LpiSignal:
@@ -161,18 +163,21 @@ class LpiSignal:
         self.states = {s: StateClassifier(params) for s in SIDES}
         self.detectors = {s: ExhaustionDetector(params, s) for s in SIDES}
         self._pairs = tuple((s, self.states[s], self.detectors[s]) for s in SIDES)  # sell, buy
+        self._c_oi, self._z_oi_hi = params.c_oi, params.z_oi_hi
         self.last: Judged | None = None
 
-    def on_event(self, ev, book: OrderBook | None, liq_p95: float) -> list[Judged]:
+    def on_event(self, ev, book: OrderBook | None, liq_p95: float) -> list[Judged] | tuple[()]:
         f = self.features
-        out = []
-        for tick in f.advance(ev.ts):
-            out.append(self._judge(tick, liq_p95))
+        ts = ev.ts
+        if ts <= f.next_tick:  # no tick due (`advance`'s first test, without the call)
+            out = _NO_TICKS
+        else:
+            out = [self._judge(tick, liq_p95) for tick in f.advance(ts)]
         t = type(ev)
-        if t is Trade:
-            f.on_trade(ev.price, ev.qty, ev.side)
-        elif t is BookSnapshot:
+        if t is BookSnapshot:  # the most frequent event on an LPI feed (one per alpha tick)
             f.on_levels(ev.bids, ev.asks)
+        elif t is Trade:
+            f.on_trade(ev.price, ev.qty, ev.side)
         elif t is BookDelta:
             if book is not None:
                 f.on_book(book)
@@ -185,17 +190,22 @@ class LpiSignal:
         return out
 
     def _judge(self, tick: LpiTick, liq_p95: float) -> Judged:
-        p = self.p
-        ts, price = tick.ts, tick.price
-        if not tick.oi_sparse:
-            classify_ok, flush_ok = tick.z_oi > p.c_oi, tick.z_oi > p.z_oi_hi
-        out = []
-        for (name, state, det), side in zip(self._pairs, (tick.sell, tick.buy)):
-            if tick.oi_sparse:  # a liquidation spike on this side stands in for the OI tests
-                classify_ok = flush_ok = liq_p95 > 0 and side.liq_usd > p.liq_spike_mult * liq_p95
-            exhausted = det.update(price, side, flush_ok)
-            out.append(SideSignal(name, state.update(ts, side, classify_ok), exhausted, det.conditions))
-        return tick, out[0], out[1]
+        ts, price, sell, buy = tick.ts, tick.price, tick.sell, tick.buy
+        (_, st_s, det_s), (_, st_b, det_b) = self._pairs
+        if tick.oi_sparse:  # a liquidation spike on each side stands in for the OI tests
+            lim = self.p.liq_spike_mult * liq_p95
+            ok_s = liq_p95 > 0 and sell.liq_usd > lim
+            ok_b = liq_p95 > 0 and buy.liq_usd > lim
+            classify_s = flush_s = ok_s
+            classify_b = flush_b = ok_b
+        else:
+            z_oi = tick.z_oi
+            classify_s = classify_b = z_oi > self._c_oi
+            flush_s = flush_b = z_oi > self._z_oi_hi
+        ex_s = det_s.update(price, sell, flush_s)
+        ex_b = det_b.update(price, buy, flush_b)
+        return (tick, SideSignal("sell", st_s.update(ts, sell, classify_s), ex_s, det_s.conditions),
+                SideSignal("buy", st_b.update(ts, buy, classify_b), ex_b, det_b.conditions))
 
 
 # ------------------------------------------------------------------------------------------------
