@@ -19,6 +19,7 @@ import csv
 import json
 import math
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -539,89 +540,33 @@ def write_report(result: BacktestResult, directory: str | Path) -> list[Path]:
         out / "markouts.png",
     ]
     paths[0].write_text(summary_json(result.summary), encoding="utf-8")
-    with open(paths[1], "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(
-            [
-                "symbol",
-                "side",
-                "qty",
-                "entry_price",
-                "exit_price",
-                "opened",
-                "closed",
-                "gross_pnl",
-                "fees",
-                "funding",
-                "net_pnl",
-                "exit_reason",
-                "strategy",
-            ]
-        )
-        for t in result.trades:
-            w.writerow(
-                [
-                    t.symbol,
-                    t.side,
-                    t.qty,
-                    t.entry_price,
-                    t.exit_price,
-                    _iso(t.opened_ts),
-                    _iso(t.closed_ts),
-                    t.gross_pnl,
-                    t.fees,
-                    t.funding,
-                    t.net_pnl,
-                    t.exit_reason,
-                    t.strategy,
-                ]
-            )
-    with open(paths[2], "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(
-            [
-                "time",
-                "order_id",
-                "symbol",
-                "side",
-                "price",
-                "qty",
-                "fee",
-                "liquidity",
-                "queue_ahead",
-                "time_to_fill_s",
-            ]
-        )
-        for fl in result.fills:
-            w.writerow(
-                [
-                    _iso(fl.ts),
-                    fl.order_id,
-                    fl.symbol,
-                    fl.side,
-                    fl.price,
-                    fl.qty,
-                    fl.fee,
-                    fl.liquidity,
-                    fl.queue_ahead,
-                    fl.time_to_fill_ns / NS,
-                ]
-            )
+    _write_csv(paths[1], ["symbol", "side", "qty", "entry_price", "exit_price", "opened", "closed", "gross_pnl",
+                          "fees", "funding", "net_pnl", "exit_reason", "strategy"],
+               ([t.symbol, t.side, t.qty, t.entry_price, t.exit_price, _iso(t.opened_ts), _iso(t.closed_ts),
+                 t.gross_pnl, t.fees, t.funding, t.net_pnl, t.exit_reason, t.strategy] for t in result.trades))
+    _write_csv(paths[2], ["time", "order_id", "symbol", "side", "price", "qty", "fee", "liquidity", "queue_ahead",
+                          "time_to_fill_s"],
+               ([_iso(fl.ts), fl.order_id, fl.symbol, fl.side, fl.price, fl.qty, fl.fee, fl.liquidity,
+                 fl.queue_ahead, fl.time_to_fill_ns / NS] for fl in result.fills))
     eq = np.asarray(result.equity, dtype=np.float64)
     initial = result.settings.engine.account_equity_usd
     peak = np.maximum.accumulate(np.concatenate(([initial], eq)))[1:]
     dd = eq / peak - 1.0 if len(eq) else eq
-    with open(paths[3], "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(["time", "equity", "drawdown"])
-        for ts, e, d in zip(result.equity_ts, eq, dd, strict=True):
-            w.writerow([_iso(ts), f"{e:.6f}", f"{d:.8f}"])
+    _write_csv(paths[3], ["time", "equity", "drawdown"],
+               ([_iso(ts), f"{e:.6f}", f"{d:.8f}"] for ts, e, d in zip(result.equity_ts, eq, dd, strict=True)))
     _plot_equity(result, eq, dd, paths[4])
     tracker = result.markouts or MarkoutTracker(None, 0)
     orders = {o.id: o for o in result.orders}
     markouts.write_csv(tracker, paths[5], _iso)
     markouts.plot(tracker, orders, f"{result.config.strategy} on {result.config.feed}", paths[6])
     return paths
+
+
+def _write_csv(path: Path, header: list[str], rows: Iterable[list[Any]]) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        w.writerows(rows)
 
 
 def _plot_equity(result: BacktestResult, eq: np.ndarray, dd: np.ndarray, path: Path) -> None:
