@@ -367,16 +367,9 @@ class _SymbolGenerator:
         Events come grouped by type (books, tickers, ratios, trades, liquidations), each group
         in time order; the market sorts them. Only `kinds` are built; the state evolves the
         same either way. `state` is not modified."""
-        st = _copy_state(state)
+        st, slow, liqs, path, (liq_objs, liq_ts, liq_qty) = self.chunk_paths(chunk, state)
         off_ns = chunk * CHUNK_S * NS
         t0_ns = self.start_ns + off_ns
-        slow = self._slow(chunk, st)
-        liqs = self._liquidations(chunk, st, slow, float(CHUNK_S))
-        path = _PricePath(self, chunk, st, liqs)
-        if self.syn.imbalance_regime == "edge":
-            path.w = path.w + self._contrarian_drift(slow)
-        liq_objs, liq_ts, liq_qty = self._liquidation_events(path, liqs, t0_ns)
-        self._update_open_interest(liqs, liq_qty, st)
         parts = []
         if BookSnapshot in kinds:
             parts.append(self._books(path, off_ns, t0_ns))
@@ -394,6 +387,20 @@ class _SymbolGenerator:
             objs += o
         ts = np.concatenate([t for _, t in parts]) if parts else np.empty(0, dtype=np.int64)
         return objs, ts, st, liqs.closed
+
+    def chunk_paths(self, chunk: int, state: dict) -> tuple[dict, dict, Any, _PricePath, tuple]:
+        """The chunk's processes before any event is built: (next state, slow series, liquidations,
+        price path, (liquidation events, their ts, their qty)). `generate` and the bar-level market
+        (feeds/synthetic_bars.py) both start here, so their prices cannot drift apart."""
+        st = _copy_state(state)
+        slow = self._slow(chunk, st)
+        liqs = self._liquidations(chunk, st, slow, float(CHUNK_S))
+        path = _PricePath(self, chunk, st, liqs)
+        if self.syn.imbalance_regime == "edge":
+            path.w = path.w + self._contrarian_drift(slow)
+        liq_events = self._liquidation_events(path, liqs, self.start_ns + chunk * CHUNK_S * NS)
+        self._update_open_interest(liqs, liq_events[2], st)
+        return st, slow, liqs, path, liq_events
 
     # -- LIT's imbalance regime (docs/synthetic-market.md): more crowding, optionally a planted edge --
     def _ratio_jumps_per_day(self) -> float:

@@ -30,8 +30,6 @@ from ..instruments import instrument_for
 from .synthetic import (
     _S_TRADE,
     CHUNK_S,
-    _copy_state,
-    _PricePath,
     _SymbolGenerator,
     parse_utc,
     profile_for,
@@ -42,14 +40,8 @@ def _chunk_samples(gen: _SymbolGenerator, chunk: int, state: dict) -> tuple[np.n
                                                                              np.ndarray, dict]:
     """(price times s, log mids, traded-notional times s, notionals, next state) of one chunk.
 
-    Mirrors `_SymbolGenerator.generate` with no event kinds built (the state evolves identically)."""
-    st = _copy_state(state)
-    t0_ns = gen.start_ns + chunk * CHUNK_S * NS
-    slow = gen._slow(chunk, st)
-    liqs = gen._liquidations(chunk, st, slow, float(CHUNK_S))
-    path = _PricePath(gen, chunk, st, liqs)
-    _objs, _ts, liq_qty = gen._liquidation_events(path, liqs, t0_ns)
-    gen._update_open_interest(liqs, liq_qty, st)
+    The same processes as `_SymbolGenerator.generate` (via `chunk_paths`), with no events built."""
+    st, _slow, liqs, path, _liq_events = gen.chunk_paths(chunk, state)
     grid = np.arange(CHUNK_S, dtype=float)
     pt = np.concatenate([grid, liqs.t])
     order = np.argsort(pt, kind="stable")
