@@ -241,6 +241,9 @@ def backtest(
                                                                       "(same fills and PnL)")] = False,
     interval: Annotated[str | None, typer.Option("--interval", help="bar strategies (lta): bar length, "
                                                                     "e.g. 1h")] = None,
+    grid: Annotated[list[str] | None, typer.Option("--grid", help="section.field=v1,v2,...: run a sweep "
+                                                                 "(as `liqdesk sweep`)")] = None,
+    jobs: Annotated[int | None, typer.Option("--jobs", help="sweep worker processes (default: CPUs)")] = None,
     config: ConfigOpt = None,
 ) -> None:
     """Backtest one strategy: risk gate and paper exchange on the simulated clock."""
@@ -248,6 +251,9 @@ def backtest(
     cfg = BacktestConfig(strategy=strategy, feed=feed, symbols=parse_strategies(symbols), start=start, end=end,
                          seed=seed, duration_s=duration, latency_ms=latency, queue=queue, fees=fees,
                          fast_forward=fast_forward, interval=interval)
+    if grid:  # a sweep: every cell's backtest, the heatmap and the best cell's report
+        from .backtest.sweep import sweep_main
+        raise typer.Exit(sweep_main(load_config(config), cfg, grid, jobs, json_path, None, report))
     raise typer.Exit(backtest_main(load_config(config), cfg, json_path, report))
 
 
@@ -263,13 +269,16 @@ def sweep(
     jobs: Annotated[int | None, typer.Option("--jobs", help="worker processes (default: CPUs)")] = None,
     json_path: Annotated[str | None, typer.Option("--json", help="write every cell and the best here")] = None,
     heatmap: Annotated[str | None, typer.Option("--heatmap", help="PNG of Sharpe per cell")] = None,
+    report: Annotated[str | None, typer.Option("--report", help="directory for sweep.json, heatmap.png and the "
+                                                                "best cell's backtest report")] = None,
     config: ConfigOpt = None,
 ) -> None:
     """Backtest every cell of a parameter grid on a process pool; DSR of the best cell."""
+    from .backtest.runner import BacktestConfig
     from .backtest.sweep import sweep_main
-    cfg_args = {"strategy": strategy, "feed": feed, "symbols": parse_strategies(symbols), "start": start,
-                "end": end, "seed": seed, "duration_s": duration}
-    raise typer.Exit(sweep_main(load_config(config), cfg_args, grid, jobs, json_path, heatmap))
+    cfg = BacktestConfig(strategy=strategy, feed=feed, symbols=parse_strategies(symbols), start=start, end=end,
+                         seed=seed, duration_s=duration)
+    raise typer.Exit(sweep_main(load_config(config), cfg, grid, jobs, json_path, heatmap, report))
 
 
 def main(argv: list[str] | None = None) -> int:

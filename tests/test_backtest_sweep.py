@@ -88,3 +88,34 @@ def test_sweep_runs_every_cell_on_a_pool_and_draws_the_heatmap(tmp_path, monkeyp
 def test_sweep_command_reports_a_bad_grid_in_one_line(capsys):
     assert main(["sweep", "--strategy", "maker-probe", "--grid", "paper.latency_ms=abc"]) == 2
     assert capsys.readouterr().err.startswith("config error: --grid")
+
+
+def test_backtest_grid_report_holds_the_heatmap_and_the_best_cells_report(tmp_path, capsys):
+    """`backtest --grid ... --report DIR`: sweep.json, heatmap.png and the best cell's own report, whose
+    summary is that cell's run (same net PnL and fills as the sweep found)."""
+    import json
+
+    out = tmp_path / "report"
+    config = tmp_path / "sparse.toml"  # a thinner market keeps three simulated days cheap
+    config.write_text("[synthetic]\nbook_interval_s = 10\nticker_interval_s = 10\nbook_levels = 5\n")
+    argv = ["backtest", "--strategy", "cascade", "--symbols", "BTCUSDT", "--seed", "3", "--duration", "259200",
+            "--fast-forward", "--grid", "paper.latency_ms=10,500", "--jobs", "1", "--report", str(out),
+            "--config", str(config)]
+    assert main(argv) == 0
+    sweep = json.loads((out / "sweep.json").read_text())
+    summary = json.loads((out / "summary.json").read_text())
+    best = sweep["best"]
+    assert best is not None and best["trials"] == 2 and 0.0 <= best["dsr"] <= 1.0
+    cell = next(c for c in sweep["cells"] if c["params"] == best["params"])
+    assert summary["fill_model"]["latency_ms"] == best["params"]["paper.latency_ms"]
+    assert (summary["net_pnl"], summary["fills"]) == (cell["net_pnl"], cell["fills"])
+    assert summary["fills"] > 0
+    for png in ("heatmap.png", "equity.png", "markouts.png"):
+        assert (out / png).read_bytes()[:4] == b"\x89PNG"
+    assert (out / "trades.csv").read_text().count("\n") == summary["closed_trades"] + 1
+    assert "best cell {'paper.latency_ms'" in capsys.readouterr().out
+
+
+def test_bar_strategies_are_not_swept(capsys):
+    assert main(["backtest", "--strategy", "lta", "--grid", "paper.latency_ms=10,100"]) == 2
+    assert "runs on bars" in capsys.readouterr().err

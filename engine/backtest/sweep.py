@@ -216,22 +216,30 @@ def plot_heatmap(sweep: dict[str, Any], path: str | Path) -> None:
 
 def sweep_main(
     settings: Settings,
-    cfg_args: dict[str, Any],
+    cfg: BacktestConfig,
     grid_specs: list[str],
     jobs: int | None,
     json_path: str | None,
     heatmap: str | None,
+    report_dir: str | None = None,
 ) -> int:
+    """Run the sweep and print its table. `report_dir` gets sweep.json, heatmap.png and the best
+    cell's full backtest report (write_report: summary.json, CSVs, equity and markout plots), re-run
+    in this process with the best cell's settings (a run is deterministic, so it is that cell's run)."""
     from rich.console import Console
     from rich.table import Table
 
+    from .bar_runner import BAR_STRATEGIES
     from .returns_report import _jsonable, _num
-    from .runner import summary_json
+    from .runner import summary_json, summary_table, write_report
 
-    cfg = BacktestConfig(**cfg_args)
-    result = run_sweep(settings, cfg, parse_grid(grid_specs, settings), jobs)
+    if cfg.strategy in BAR_STRATEGIES:
+        raise ConfigError(f"config error: --grid: sweeps run tick strategies; {cfg.strategy} runs on bars")
+    grid = parse_grid(grid_specs, settings)
+    result = run_sweep(settings, cfg, grid, jobs)
+    document = summary_json(_jsonable(result))
     if json_path:
-        Path(json_path).write_text(summary_json(_jsonable(result)), encoding="utf-8")
+        Path(json_path).write_text(document, encoding="utf-8")
     if heatmap:
         plot_heatmap(result, heatmap)
     keys = list(result["grid"])
@@ -253,4 +261,16 @@ def sweep_main(
             f"best cell {best['params']}: Sharpe {_num(best['sharpe'])}, DSR "
             f"{_num(nan if dsr is None else dsr, '.4f')} of {best['trials']} trials"
         )
+    if report_dir:
+        out = Path(report_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "sweep.json").write_text(document, encoding="utf-8")
+        plot_heatmap(result, out / "heatmap.png")
+        if best is None:
+            console.print(f"report: {out}/sweep.json and heatmap.png; no best cell, so no backtest report")
+        else:
+            assignment = [(*k.split(".", 1), v) for k, v in best["params"].items()]
+            run = run_backtest(_with(settings, assignment), cfg, progress=False)
+            write_report(run, out)
+            console.print(summary_table(run.summary))
     return 0
